@@ -1,0 +1,328 @@
+#include <wgf/h5io.h>
+#include <wgf/log_events.h>
+#include <unistd.h>
+#include <errno.h>
+#include <string.h>
+
+/* HDF5 prints its own error stack by default; our messages name the file and object instead. */
+static PetscErrorCode h5io_quiet(void)
+{
+  PetscFunctionBegin;
+  PetscCallH5(H5Eset_auto2(H5E_DEFAULT, NULL, NULL));
+  PetscFunctionReturn(0);
+}
+
+static PetscErrorCode h5io_fapl(MPI_Comm comm, hid_t *fapl)
+{
+  PetscFunctionBegin;
+  PetscCallH5(*fapl = H5Pcreate(H5P_FILE_ACCESS));
+  PetscCallH5(H5Pset_fapl_mpio(*fapl, comm, MPI_INFO_NULL));
+  PetscFunctionReturn(0);
+}
+
+/*
+  H5IOOpen - opens an existing HDF5 file read-only on comm; a missing, unreadable or non-HDF5
+  file is an error naming the file.
+
+  Collective
+*/
+PetscErrorCode H5IOOpen(MPI_Comm comm, const char path[], hid_t *file)
+{
+  hid_t fapl;
+
+  PetscFunctionBegin;
+  PetscCall(h5io_quiet());
+  PetscCheck(access(path, R_OK) == 0, comm, PETSC_ERR_FILE_OPEN, "cannot read file %s: %s", path, strerror(errno));
+  PetscCall(h5io_fapl(comm, &fapl));
+  *file = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+  PetscCallH5(H5Pclose(fapl));
+  PetscCheck(*file >= 0, comm, PETSC_ERR_FILE_UNEXPECTED, "file %s is not a readable HDF5 file", path);
+  PetscFunctionReturn(0);
+}
+
+/*
+  H5IOCreate - creates (truncates) an HDF5 file on comm; an unwritable place is an error naming it.
+
+  Collective
+*/
+PetscErrorCode H5IOCreate(MPI_Comm comm, const char path[], hid_t *file)
+{
+  hid_t fapl;
+
+  PetscFunctionBegin;
+  PetscCall(h5io_quiet());
+  PetscCall(h5io_fapl(comm, &fapl));
+  *file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+  PetscCallH5(H5Pclose(fapl));
+  PetscCheck(*file >= 0, comm, PETSC_ERR_FILE_OPEN, "cannot create file %s (does its directory exist and is it writable?)", path);
+  PetscFunctionReturn(0);
+}
+
+/* H5IOClose - closes a file opened by H5IOOpen/H5IOCreate and sets it to -1. Collective. */
+PetscErrorCode H5IOClose(hid_t *file)
+{
+  PetscFunctionBegin;
+  if (*file < 0) PetscFunctionReturn(0);
+  PetscCallH5(H5Fclose(*file));
+  *file = -1;
+  PetscFunctionReturn(0);
+}
+
+/*
+  H5IOExists - whether the object at an absolute path ("/maps/0001/params") exists; every
+  component is checked, so a missing group is not an error.
+
+  Not Collective
+*/
+PetscErrorCode H5IOExists(hid_t file, const char path[], PetscBool *exists)
+{
+  char   buf[PETSC_MAX_PATH_LEN];
+  size_t len;
+
+  PetscFunctionBegin;
+  *exists = PETSC_FALSE;
+  PetscCall(PetscStrncpy(buf, path, sizeof(buf)));
+  PetscCall(PetscStrlen(buf, &len));
+  for (size_t i = 1; i <= len; i++) {
+    if (buf[i] != '/' && buf[i] != '\0') continue;
+    char save = buf[i];
+    buf[i]    = '\0';
+    htri_t e  = H5Lexists(file, buf, H5P_DEFAULT);
+    buf[i]    = save;
+    if (e <= 0) PetscFunctionReturn(0);
+  }
+  *exists = PETSC_TRUE;
+  PetscFunctionReturn(0);
+}
+
+static PetscErrorCode h5io_open_dataset(hid_t file, const char fname[], const char path[], hid_t *dset)
+{
+  PetscBool exists;
+
+  PetscFunctionBegin;
+  PetscCall(H5IOExists(file, path, &exists));
+  PetscCheck(exists, PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "file %s has no dataset %s", fname, path);
+  *dset = H5Dopen2(file, path, H5P_DEFAULT);
+  PetscCheck(*dset >= 0, PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "file %s: %s is not a dataset", fname, path);
+  PetscFunctionReturn(0);
+}
+
+/*
+  H5IOGetDims - rank and dimensions of a dataset; a missing dataset is an error naming file and path.
+
+  Not Collective
+*/
+PetscErrorCode H5IOGetDims(hid_t file, const char fname[], const char path[], PetscInt *ndims, hsize_t dims[])
+{
+  hid_t dset, space;
+  int   nd;
+
+  PetscFunctionBegin;
+  PetscCall(h5io_open_dataset(file, fname, path, &dset));
+  PetscCallH5(space = H5Dget_space(dset));
+  PetscCallH5(nd = H5Sget_simple_extent_ndims(space));
+  PetscCheck(nd <= H5IO_MAX_DIMS, PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "file %s: dataset %s has %d dimensions, at most %d are supported", fname, path, nd, H5IO_MAX_DIMS);
+  PetscCallH5(H5Sget_simple_extent_dims(space, dims, NULL));
+  *ndims = nd;
+  PetscCallH5(H5Sclose(space));
+  PetscCallH5(H5Dclose(dset));
+  PetscFunctionReturn(0);
+}
+
+/* Opens attribute name of object obj, checking both exist; *npoints is its number of elements. */
+static PetscErrorCode h5io_open_attr(hid_t file, const char fname[], const char obj[], const char name[], hid_t *attr, hssize_t *npoints)
+{
+  PetscBool exists;
+  htri_t    e;
+  hid_t     space;
+
+  PetscFunctionBegin;
+  PetscCall(H5IOExists(file, obj, &exists));
+  PetscCheck(exists || !strcmp(obj, "/"), PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "file %s has no group %s", fname, obj);
+  e = H5Aexists_by_name(file, obj, name, H5P_DEFAULT);
+  PetscCheck(e > 0, PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "file %s: %s has no attribute %s", fname, obj, name);
+  PetscCallH5(*attr = H5Aopen_by_name(file, obj, name, H5P_DEFAULT, H5P_DEFAULT));
+  PetscCallH5(space = H5Aget_space(*attr));
+  PetscCallH5(*npoints = H5Sget_simple_extent_npoints(space));
+  PetscCallH5(H5Sclose(space));
+  PetscFunctionReturn(0);
+}
+
+/*
+  H5IOReadAttrIntArray - an integer attribute with up to max elements (any integer type on disk).
+
+  Not Collective
+*/
+PetscErrorCode H5IOReadAttrIntArray(hid_t file, const char fname[], const char obj[], const char name[], PetscInt max, PetscInt *n, PetscInt vals[])
+{
+  hid_t    attr, type;
+  hssize_t np;
+  long long buf[64];
+
+  PetscFunctionBegin;
+  PetscCall(h5io_open_attr(file, fname, obj, name, &attr, &np));
+  PetscCallH5(type = H5Aget_type(attr));
+  PetscCheck(H5Tget_class(type) == H5T_INTEGER, PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "file %s: attribute %s of %s must be an integer", fname, name, obj);
+  PetscCheck(np >= 1 && np <= max && np <= 64, PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "file %s: attribute %s of %s has %lld elements, expected 1 to %" PetscInt_FMT, fname, name, obj, (long long)np, PetscMin(max, 64));
+  PetscCallH5(H5Aread(attr, H5T_NATIVE_LLONG, buf));
+  for (hssize_t i = 0; i < np; i++) vals[i] = (PetscInt)buf[i];
+  *n = (PetscInt)np;
+  PetscCallH5(H5Tclose(type));
+  PetscCallH5(H5Aclose(attr));
+  PetscFunctionReturn(0);
+}
+
+/* H5IOReadAttrInt - a scalar integer attribute. Not Collective. */
+PetscErrorCode H5IOReadAttrInt(hid_t file, const char fname[], const char obj[], const char name[], PetscInt *val)
+{
+  PetscInt n;
+
+  PetscFunctionBegin;
+  PetscCall(H5IOReadAttrIntArray(file, fname, obj, name, 1, &n, val));
+  PetscFunctionReturn(0);
+}
+
+/* H5IOReadAttrReal - a scalar floating-point attribute. Not Collective. */
+PetscErrorCode H5IOReadAttrReal(hid_t file, const char fname[], const char obj[], const char name[], PetscReal *val)
+{
+  hid_t    attr, type;
+  hssize_t np;
+
+  PetscFunctionBegin;
+  PetscCall(h5io_open_attr(file, fname, obj, name, &attr, &np));
+  PetscCallH5(type = H5Aget_type(attr));
+  PetscCheck(np == 1 && (H5Tget_class(type) == H5T_FLOAT || H5Tget_class(type) == H5T_INTEGER), PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "file %s: attribute %s of %s must be one number", fname, name, obj);
+  PetscCallH5(H5Aread(attr, H5T_NATIVE_DOUBLE, val));
+  PetscCallH5(H5Tclose(type));
+  PetscCallH5(H5Aclose(attr));
+  PetscFunctionReturn(0);
+}
+
+/*
+  H5IOReadAttrString - a string attribute, fixed-length or variable-length (h5py writes the latter),
+  into buf (len bytes, always NUL-terminated; trailing NULs and spaces of fixed strings removed).
+
+  Not Collective
+*/
+PetscErrorCode H5IOReadAttrString(hid_t file, const char fname[], const char obj[], const char name[], char buf[], size_t len)
+{
+  hid_t    attr, type, mem;
+  hssize_t np;
+
+  PetscFunctionBegin;
+  PetscCall(h5io_open_attr(file, fname, obj, name, &attr, &np));
+  PetscCallH5(type = H5Aget_type(attr));
+  PetscCheck(np == 1 && H5Tget_class(type) == H5T_STRING, PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "file %s: attribute %s of %s must be one string", fname, name, obj);
+  buf[0] = '\0';
+  if (H5Tis_variable_str(type) > 0) {
+    char *s = NULL;
+    PetscCallH5(mem = H5Tcopy(H5T_C_S1));
+    PetscCallH5(H5Tset_size(mem, H5T_VARIABLE));
+    PetscCallH5(H5Aread(attr, mem, &s));
+    if (s) PetscCall(PetscStrncpy(buf, s, len));
+    H5free_memory(s);
+  } else {
+    size_t sz = H5Tget_size(type);
+    char   tmp[1024];
+    PetscCheck(sz < sizeof(tmp), PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "file %s: attribute %s of %s is too long", fname, name, obj);
+    PetscCallH5(mem = H5Tcopy(H5T_C_S1));
+    PetscCallH5(H5Tset_size(mem, sz + 1));
+    PetscCallH5(H5Aread(attr, mem, tmp));
+    tmp[sz] = '\0';
+    for (size_t i = strlen(tmp); i > 0 && tmp[i - 1] == ' '; i--) tmp[i - 1] = '\0';
+    PetscCall(PetscStrncpy(buf, tmp, len));
+  }
+  PetscCallH5(H5Tclose(mem));
+  PetscCallH5(H5Tclose(type));
+  PetscCallH5(H5Aclose(attr));
+  PetscFunctionReturn(0);
+}
+
+/* Selects rows [start, start + nrows) of a dataset whose rows hold rowlen elements. */
+static PetscErrorCode h5io_select_rows(hid_t space, PetscInt ndims, const hsize_t dims[], PetscInt start, PetscInt nrows)
+{
+  hsize_t off[H5IO_MAX_DIMS] = {0}, cnt[H5IO_MAX_DIMS];
+
+  PetscFunctionBegin;
+  if (nrows == 0) {
+    PetscCallH5(H5Sselect_none(space));
+    PetscFunctionReturn(0);
+  }
+  for (PetscInt i = 0; i < ndims; i++) cnt[i] = dims[i];
+  off[0] = (hsize_t)start;
+  cnt[0] = (hsize_t)nrows;
+  PetscCallH5(H5Sselect_hyperslab(space, H5S_SELECT_SET, off, NULL, cnt, NULL));
+  PetscFunctionReturn(0);
+}
+
+static PetscErrorCode h5io_collective(hid_t *dxpl)
+{
+  PetscFunctionBegin;
+  PetscCallH5(*dxpl = H5Pcreate(H5P_DATASET_XFER));
+  PetscCallH5(H5Pset_dxpl_mpio(*dxpl, H5FD_MPIO_COLLECTIVE));
+  PetscFunctionReturn(0);
+}
+
+/*
+  H5IOReadRows - reads rows [start, start + nrows) of a float64 dataset (first dimension = rows,
+  the others flattened to rowlen elements, which the caller has checked with H5IOGetDims).
+  Every rank of the file's communicator must call it, with nrows = 0 if it reads nothing.
+
+  Collective
+*/
+PetscErrorCode H5IOReadRows(hid_t file, const char fname[], const char path[], PetscInt start, PetscInt nrows, PetscInt rowlen, PetscReal buf[])
+{
+  hid_t    dset, fspace, mspace, dxpl;
+  hsize_t  dims[H5IO_MAX_DIMS], mdim = (hsize_t)(nrows * rowlen);
+  int      nd;
+
+  PetscFunctionBegin;
+  PetscCall(PetscLogEventBegin(WGF_IO, 0, 0, 0, 0));
+  PetscCall(h5io_open_dataset(file, fname, path, &dset));
+  PetscCallH5(fspace = H5Dget_space(dset));
+  PetscCallH5(nd = H5Sget_simple_extent_ndims(fspace));
+  PetscCallH5(H5Sget_simple_extent_dims(fspace, dims, NULL));
+  PetscCall(h5io_select_rows(fspace, nd, dims, start, nrows));
+  PetscCallH5(mspace = H5Screate_simple(1, mdim ? &mdim : (hsize_t[]){1}, NULL));
+  if (!mdim) PetscCallH5(H5Sselect_none(mspace));
+  PetscCall(h5io_collective(&dxpl));
+  PetscCheck(H5Dread(dset, H5T_NATIVE_DOUBLE, mspace, fspace, dxpl, buf) >= 0, PETSC_COMM_SELF, PETSC_ERR_FILE_READ, "file %s: cannot read dataset %s as float64", fname, path);
+  PetscCallH5(H5Pclose(dxpl));
+  PetscCallH5(H5Sclose(mspace));
+  PetscCallH5(H5Sclose(fspace));
+  PetscCallH5(H5Dclose(dset));
+  PetscCall(PetscLogEventEnd(WGF_IO, 0, 0, 0, 0));
+  PetscFunctionReturn(0);
+}
+
+/*
+  H5IOWriteRows - creates the float64 dataset path (ndims, dims; missing groups are created) and
+  writes this rank's rows [start, start + nrows) of it. Every rank must call it.
+
+  Collective
+*/
+PetscErrorCode H5IOWriteRows(hid_t file, const char path[], PetscInt ndims, const hsize_t dims[], PetscInt start, PetscInt nrows, const PetscReal buf[])
+{
+  hid_t   dset, fspace, mspace, dxpl, lcpl;
+  hsize_t mdim = (hsize_t)nrows;
+
+  PetscFunctionBegin;
+  PetscCall(PetscLogEventBegin(WGF_IO, 0, 0, 0, 0));
+  for (PetscInt i = 1; i < ndims; i++) mdim *= dims[i];
+  PetscCallH5(lcpl = H5Pcreate(H5P_LINK_CREATE));
+  PetscCallH5(H5Pset_create_intermediate_group(lcpl, 1));
+  PetscCallH5(fspace = H5Screate_simple((int)ndims, dims, NULL));
+  PetscCallH5(dset = H5Dcreate2(file, path, H5T_IEEE_F64LE, fspace, lcpl, H5P_DEFAULT, H5P_DEFAULT));
+  PetscCall(h5io_select_rows(fspace, ndims, dims, start, nrows));
+  PetscCallH5(mspace = H5Screate_simple(1, mdim ? &mdim : (hsize_t[]){1}, NULL));
+  if (!mdim) PetscCallH5(H5Sselect_none(mspace));
+  PetscCall(h5io_collective(&dxpl));
+  PetscCallH5(H5Dwrite(dset, H5T_NATIVE_DOUBLE, mspace, fspace, dxpl, buf));
+  PetscCallH5(H5Pclose(dxpl));
+  PetscCallH5(H5Sclose(mspace));
+  PetscCallH5(H5Sclose(fspace));
+  PetscCallH5(H5Dclose(dset));
+  PetscCallH5(H5Pclose(lcpl));
+  PetscCall(PetscLogEventEnd(WGF_IO, 0, 0, 0, 0));
+  PetscFunctionReturn(0);
+}

@@ -1,0 +1,24 @@
+#include <wgf/log_events.h>
+
+PetscClassId  WGF_CLASSID;
+PetscLogEvent WGF_Forward, WGF_Hessian, WGF_Sweep, WGF_IO;
+
+/*
+  WGFLogEventsRegister - registers the class id and every log event once; later calls are no-ops.
+
+  Not Collective
+*/
+PetscErrorCode WGFLogEventsRegister(void)
+{
+  static PetscBool registered = PETSC_FALSE;
+
+  PetscFunctionBegin;
+  if (registered) PetscFunctionReturn(0);
+  registered = PETSC_TRUE;
+  PetscCall(PetscClassIdRegister("wgf", &WGF_CLASSID));
+  PetscCall(PetscLogEventRegister("Forward", WGF_CLASSID, &WGF_Forward));
+  PetscCall(PetscLogEventRegister("Hessian", WGF_CLASSID, &WGF_Hessian));
+  PetscCall(PetscLogEventRegister("Sweep", WGF_CLASSID, &WGF_Sweep));
+  PetscCall(PetscLogEventRegister("IO", WGF_CLASSID, &WGF_IO));
+  PetscFunctionReturn(0);
+}

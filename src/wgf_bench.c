@@ -1,0 +1,169 @@
+static const char help[] = "wgf-bench: times the ICNN training pass (forward with Hessian and log det, then the reverse sweep).\n"
+                           "  -dim D -widths n1,n2,... -rank r -batch B   the network and the batch (default 16, 256,256, 5, 512)\n"
+                           "  -seconds T       time at least T seconds per measurement (default 3)\n"
+                           "  -dgemm_n N       size of the square DGEMM measured for comparison (default 1024)\n"
+                           "Prints samples/s, GFLOP/s of the flop model in this file, and that rate as a fraction of the\n"
+                           "DGEMM rate measured in the same run. All ranks run the same work; rank 0 reports the slowest.\n";
+
+#include <wgf/icnn.h>
+#include <petscblaslapack.h>
+#include <petsctime.h>
+#include <cblas.h>
+
+/* The flop model of one point of the training pass: every multiply-add of the dgemm-shaped
+   steps of icnn.c counted as 2 flops, plus the Cholesky (D^3/3) and the H^{-1} of the JKO seed
+   (2 D^3 / 3); elementwise work (softplus, scalings) is not counted. n = n_l, m = n_{l-1}. */
+static double flops_per_point(PetscInt D, PetscInt L, const PetscInt *w, PetscInt r)
+{
+  double f = 0, D2 = (double)D * D;
+
+  for (PetscInt l = 0; l < L; l++) {
+    double n = w[l], m = l ? w[l - 1] : 0;
+    f += 2 * D * r * n + 2 * D * n + 2 * n * D + 2 * r * n * D; /* forward: P, W x; y = g W + (P o g) A^T */
+    f += 2 * r * n * D + 2 * n * D2;                            /* Jq; sum_j g_j 2 M_j */
+    f += 2 * n * D2 + 2 * n * D2 + 4 * r * n * D + 2 * n * D;   /* sweep R1 (<M, Hbar>, g^T Hbar), R4, R2 */
+    f += 2 * n * D + 2 * D * r * n;                             /* R6: Wbar, Abar += X^T Pbar */
+    if (l) {
+      f += 2 * n * m + 2 * n * m;           /* forward U z, backward delta = g U */
+      f += 2 * n * m * D + 2 * n * D2;      /* J = U Jz, J^T diag(S) J */
+      f += 2 * n * D2 + 2 * 2 * n * m * D; /* sweep K = J Hbar, Ubar += Jbar Jz^T, U^T Jbar */
+      f += 4 * n * m + 4 * n * m;           /* R5 and R6 through U */
+    }
+  }
+  return f + D2 * D / 3 + 2 * D2 * D / 3;
+}
+
+/* The JKO seeds of MATH.md sec. 4 with V = 0 and h = 0.05: psibar = 0, ybar = y - x,
+   Hbar = -h H^{-1} (from the Cholesky factor), so that the benchmark does the real work. */
+static PetscErrorCode bench_seed(void *ctx, PetscInt start, PetscInt n, PetscInt D, const PetscReal *x, const PetscReal *psi, const PetscReal *y, const PetscReal *H, const PetscReal *L, const PetscReal *logdet, PetscReal *psibar, PetscReal *ybar, PetscReal *Hbar)
+{
+  PetscBLASInt nD, info;
+
+  PetscFunctionBegin;
+  (void)ctx, (void)start, (void)psi, (void)H, (void)logdet;
+  PetscCall(PetscBLASIntCast(D, &nD));
+  for (PetscInt b = 0; b < n; b++) {
+    PetscReal *Hb = Hbar + b * D * D;
+    psibar[b]     = 0;
+    for (PetscInt d = 0; d < D; d++) ybar[b * D + d] = y[b * D + d] - x[b * D + d];
+    PetscCall(PetscArraycpy(Hb, L + b * D * D, D * D));
+    PetscCallBLAS("LAPACKpotri", LAPACKpotri_("L", &nD, Hb, &nD, &info));
+    PetscCheck(info == 0, PETSC_COMM_SELF, PETSC_ERR_LIB, "dpotri failed at point %" PetscInt_FMT, start + b);
+    for (PetscInt i = 0; i < D; i++) /* potri fills one triangle: the lower one in column-major */
+      for (PetscInt j = 0; j <= i; j++) Hb[j * D + i] = Hb[i * D + j] = -0.05 * Hb[j * D + i];
+  }
+  PetscFunctionReturn(0);
+}
+
+/* Runs fn until at least `seconds` passed; returns the calls per second of the slowest rank. */
+static PetscErrorCode time_loop(MPI_Comm comm, PetscReal seconds, PetscErrorCode (*fn)(void *), void *ctx, PetscReal *rate)
+{
+  PetscLogDouble t0, t1;
+  PetscInt       reps = 0;
+  PetscReal      local;
+
+  PetscFunctionBegin;
+  PetscCall(fn(ctx)); /* warm-up */
+  PetscCallMPI(MPI_Barrier(comm));
+  PetscCall(PetscTime(&t0));
+  do {
+    PetscCall(fn(ctx));
+    reps++;
+    PetscCall(PetscTime(&t1));
+  } while (t1 - t0 < seconds);
+  local = reps / (t1 - t0);
+  PetscCallMPI(MPI_Allreduce(&local, rate, 1, MPIU_REAL, MPI_MIN, comm));
+  PetscFunctionReturn(0);
+}
+
+typedef struct {
+  ICNN       net;
+  PetscInt   batch, P;
+  PetscReal *x, *grad;
+  PetscInt   dn;
+  PetscReal *a, *b, *c;
+} Bench;
+
+static PetscErrorCode run_training(void *ctx)
+{
+  Bench *bn = (Bench *)ctx;
+
+  PetscFunctionBegin;
+  PetscCall(PetscArrayzero(bn->grad, bn->P));
+  PetscCall(ICNNGradient(bn->net, bn->batch, bn->x, bench_seed, NULL, bn->grad));
+  PetscFunctionReturn(0);
+}
+
+static PetscErrorCode run_dgemm(void *ctx)
+{
+  Bench       *bn = (Bench *)ctx;
+  PetscBLASInt n;
+
+  PetscFunctionBegin;
+  PetscCall(PetscBLASIntCast(bn->dn, &n));
+  PetscCallBLAS("cblas_dgemm", cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0, bn->a, n, bn->b, n, 0.0, bn->c, n));
+  PetscFunctionReturn(0);
+}
+
+int main(int argc, char **argv)
+{
+  PetscInt    D = 16, nl = ICNN_MAX_LAYERS, widths[ICNN_MAX_LAYERS] = {256, 256}, r = 5;
+  PetscReal   seconds = 3, rate_train, rate_dgemm;
+  PetscBool   set_w;
+  PetscRandom rnd;
+  PetscMPIInt size;
+  Bench       bn = {.batch = 512, .dn = 1024};
+
+  PetscCall(PetscInitialize(&argc, &argv, NULL, help));
+  PetscCallMPI(MPI_Comm_size(PETSC_COMM_WORLD, &size));
+  PetscOptionsBegin(PETSC_COMM_WORLD, NULL, "wgf-bench options", NULL);
+  PetscCall(PetscOptionsInt("-dim", "Input dimension D", NULL, D, &D, NULL));
+  PetscCall(PetscOptionsIntArray("-widths", "Hidden widths", NULL, widths, &nl, &set_w));
+  PetscCall(PetscOptionsInt("-rank", "Rank of the quadratic layers", NULL, r, &r, NULL));
+  PetscCall(PetscOptionsInt("-batch", "Points per training pass (per rank)", NULL, bn.batch, &bn.batch, NULL));
+  PetscCall(PetscOptionsReal("-seconds", "Minimum seconds per measurement", NULL, seconds, &seconds, NULL));
+  PetscCall(PetscOptionsInt("-dgemm_n", "Size of the square reference DGEMM", NULL, bn.dn, &bn.dn, NULL));
+  PetscOptionsEnd();
+  if (!set_w) nl = 2;
+  PetscCheck(bn.batch >= 1, PETSC_COMM_WORLD, PETSC_ERR_USER_INPUT, "-batch %" PetscInt_FMT " must be >= 1", bn.batch);
+  PetscCheck(bn.dn >= 1, PETSC_COMM_WORLD, PETSC_ERR_USER_INPUT, "-dgemm_n %" PetscInt_FMT " must be >= 1", bn.dn);
+  PetscCheck(seconds > 0, PETSC_COMM_WORLD, PETSC_ERR_USER_INPUT, "-seconds %g must be > 0", (double)seconds);
+
+  PetscCall(ICNNCreate(PETSC_COMM_WORLD, &bn.net));
+  PetscCall(ICNNSetShape(bn.net, D, nl, widths, r));
+  PetscCall(ICNNSetFromOptions(bn.net));
+  PetscCall(ICNNGetShape(bn.net, &D, &nl, NULL, &r));
+  PetscCall(PetscRandomCreate(PETSC_COMM_SELF, &rnd));
+  PetscCall(PetscRandomSetSeed(rnd, 1));
+  PetscCall(PetscRandomSeed(rnd));
+  PetscCall(ICNNInitialize(bn.net, rnd));
+  PetscCall(ICNNGetNumParameters(bn.net, &bn.P));
+  PetscCall(PetscMalloc2(bn.batch * D, &bn.x, bn.P, &bn.grad));
+  PetscCall(PetscRandomSetInterval(rnd, -2, 2));
+  for (PetscInt i = 0; i < bn.batch * D; i++) PetscCall(PetscRandomGetValueReal(rnd, &bn.x[i]));
+  PetscCall(PetscMalloc3(bn.dn * bn.dn, &bn.a, bn.dn * bn.dn, &bn.b, bn.dn * bn.dn, &bn.c));
+  for (PetscInt i = 0; i < bn.dn * bn.dn; i++) {
+    PetscCall(PetscRandomGetValueReal(rnd, &bn.a[i]));
+    PetscCall(PetscRandomGetValueReal(rnd, &bn.b[i]));
+  }
+  PetscCall(PetscRandomDestroy(&rnd));
+
+  PetscCall(time_loop(PETSC_COMM_WORLD, seconds, run_dgemm, &bn, &rate_dgemm));
+  PetscCall(time_loop(PETSC_COMM_WORLD, seconds, run_training, &bn, &rate_train));
+  {
+    const PetscInt *w;
+    PetscCall(ICNNGetShape(bn.net, NULL, NULL, &w, NULL));
+    double fpp = flops_per_point(D, nl, w, r);
+    double gdgemm = 2.0 * bn.dn * bn.dn * bn.dn * rate_dgemm / 1e9, gtrain = fpp * bn.batch * rate_train / 1e9;
+    PetscCall(ICNNView(bn.net, NULL));
+    PetscCall(PetscPrintf(PETSC_COMM_WORLD, "ranks %d, batch %" PetscInt_FMT " per rank, flop model %.3f MFLOP per point\n", size, bn.batch, fpp / 1e6));
+    PetscCall(PetscPrintf(PETSC_COMM_WORLD, "DGEMM %" PetscInt_FMT "^3:        %8.2f GFLOP/s per rank\n", bn.dn, gdgemm));
+    PetscCall(PetscPrintf(PETSC_COMM_WORLD, "training pass:      %8.2f GFLOP/s per rank, %.1f samples/s per rank (%.1f in all), %.2f passes/s\n", gtrain, bn.batch * rate_train, size * bn.batch * rate_train, rate_train));
+    PetscCall(PetscPrintf(PETSC_COMM_WORLD, "fraction of DGEMM:  %8.3f\n", gtrain / gdgemm));
+  }
+  PetscCall(PetscFree3(bn.a, bn.b, bn.c));
+  PetscCall(PetscFree2(bn.x, bn.grad));
+  PetscCall(ICNNDestroy(&bn.net));
+  PetscCall(PetscFinalize());
+  return 0;
+}

@@ -1,0 +1,195 @@
+static const char help[] = "wgf-eval: evaluates a DenseICNN map stored in an HDF5 file at given points.\n"
+                           "  wgf-eval -params FILE -points FILE -output FILE [-map K]\n"
+                           "  -params FILE  /icnn attributes and /maps/<kkkk>/params (MATH.md sec. 2 order)\n"
+                           "  -points FILE  /points (N x D) and optionally the seeds /psibar (N), /ybar (N x D), /hbar (N x D x D)\n"
+                           "  -output FILE  gets /psi, /grad, /hessian, /logdet and, with seeds, /theta_grad (summed over points)\n"
+                           "  -map K        map number (default: the highest in the file)\n"
+                           "Runs on any number of MPI ranks (each evaluates its share of the points).\n";
+
+#include <wgf/icnn.h>
+#include <wgf/checkpoint.h>
+#include <wgf/h5io.h>
+#include <wgf/util.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <errno.h>
+
+/* The three seeds of MATH.md sec. 4 for this rank's points (NULL: zero), and where the outputs
+   of the forward pass go; eval_seed hands both over in ICNNGradient's callback, so that the
+   points are evaluated once. */
+typedef struct {
+  const PetscReal *psibar, *ybar, *hbar;
+  PetscReal       *psi, *grad, *hess, *logdet;
+} EvalCtx;
+
+static PetscErrorCode eval_seed(void *ctx, PetscInt start, PetscInt n, PetscInt D, const PetscReal *x, const PetscReal *psi, const PetscReal *y, const PetscReal *H, const PetscReal *L, const PetscReal *logdet, PetscReal *psibar, PetscReal *ybar, PetscReal *Hbar)
+{
+  EvalCtx *e = (EvalCtx *)ctx;
+
+  PetscFunctionBegin;
+  (void)x, (void)L;
+  PetscCall(PetscArraycpy(e->psi + start, psi, n));
+  PetscCall(PetscArraycpy(e->grad + start * D, y, n * D));
+  PetscCall(PetscArraycpy(e->hess + start * D * D, H, n * D * D));
+  PetscCall(PetscArraycpy(e->logdet + start, logdet, n));
+  if (e->psibar) PetscCall(PetscArraycpy(psibar, e->psibar + start, n));
+  else PetscCall(PetscArrayzero(psibar, n));
+  if (e->ybar) PetscCall(PetscArraycpy(ybar, e->ybar + start * D, n * D));
+  else PetscCall(PetscArrayzero(ybar, n * D));
+  if (e->hbar) PetscCall(PetscArraycpy(Hbar, e->hbar + start * D * D, n * D * D));
+  else PetscCall(PetscArrayzero(Hbar, n * D * D));
+  PetscFunctionReturn(0);
+}
+
+/* Checks that dataset path of the points file has the shape (N, trailing dims). */
+static PetscErrorCode check_shape(MPI_Comm comm, hid_t f, const char fname[], const char path[], PetscInt nd, const hsize_t want[])
+{
+  PetscInt ndims;
+  hsize_t  dims[H5IO_MAX_DIMS];
+  char     got[128] = "", exp[128] = "";
+
+  PetscFunctionBegin;
+  PetscCall(H5IOGetDims(f, fname, path, &ndims, dims));
+  PetscBool ok = ndims == nd ? PETSC_TRUE : PETSC_FALSE;
+  for (PetscInt i = 0; i < ndims; i++) {
+    size_t len = strlen(got);
+    snprintf(got + len, sizeof(got) - len, "%s%llu", i ? " x " : "", (unsigned long long)dims[i]);
+    if (i < nd && dims[i] != want[i]) ok = PETSC_FALSE;
+  }
+  for (PetscInt i = 0; i < nd; i++) {
+    size_t len = strlen(exp);
+    snprintf(exp + len, sizeof(exp) - len, "%s%llu", i ? " x " : "", (unsigned long long)want[i]);
+  }
+  PetscCheck(ok, comm, PETSC_ERR_FILE_UNEXPECTED, "points file %s: dataset %s has shape (%s), expected (%s)", fname, path, got, exp);
+  PetscFunctionReturn(0);
+}
+
+/* The local phase: finiteness of this rank's rows, then the evaluation (and the sweep). */
+static PetscErrorCode eval_local(ICNN net, const char pfile[], PetscInt start, PetscInt n, const PetscReal *x, EvalCtx *e, PetscBool seeds, PetscReal *tgrad)
+{
+  PetscInt D;
+
+  PetscFunctionBegin;
+  PetscCall(ICNNGetShape(net, &D, NULL, NULL, NULL));
+  for (PetscInt i = 0; i < n * D; i++) PetscCheck(!PetscIsInfOrNanReal(x[i]), PETSC_COMM_SELF, PETSC_ERR_FP, "points file %s: /points row %" PetscInt_FMT " column %" PetscInt_FMT " is not finite (%g)", pfile, start + i / D, i % D, (double)x[i]);
+  if (seeds) PetscCall(ICNNGradient(net, n, x, eval_seed, e, tgrad));
+  else PetscCall(ICNNEvaluate(net, n, x, e->psi, e->grad, e->hess, e->logdet));
+  PetscFunctionReturn(0);
+}
+
+/* Writes the outputs to tmp, every rank its rows. */
+static PetscErrorCode write_output(MPI_Comm comm, const char tmp[], PetscInt N, PetscInt D, PetscInt start, PetscInt n, const EvalCtx *e, PetscInt P, const PetscReal *tgrad, PetscInt map)
+{
+  hid_t       f;
+  hsize_t     dN[1] = {(hsize_t)N}, dND[2] = {(hsize_t)N, (hsize_t)D}, dNDD[3] = {(hsize_t)N, (hsize_t)D, (hsize_t)D}, dP[1] = {(hsize_t)P};
+  PetscMPIInt rank;
+  hid_t       space, attr;
+  int         mapv = (int)map;
+
+  PetscFunctionBegin;
+  PetscCallMPI(MPI_Comm_rank(comm, &rank));
+  PetscCall(H5IOCreate(comm, tmp, &f));
+  PetscCall(H5IOWriteRows(f, "/psi", 1, dN, start, n, e->psi));
+  PetscCall(H5IOWriteRows(f, "/grad", 2, dND, start, n, e->grad));
+  PetscCall(H5IOWriteRows(f, "/hessian", 3, dNDD, start, n, e->hess));
+  PetscCall(H5IOWriteRows(f, "/logdet", 1, dN, start, n, e->logdet));
+  if (tgrad) PetscCall(H5IOWriteRows(f, "/theta_grad", 1, dP, 0, rank ? 0 : P, tgrad));
+  PetscCallH5(space = H5Screate(H5S_SCALAR));
+  PetscCallH5(attr = H5Acreate2(f, "map", H5T_STD_I32LE, space, H5P_DEFAULT, H5P_DEFAULT));
+  PetscCallH5(H5Awrite(attr, H5T_NATIVE_INT, &mapv));
+  PetscCallH5(H5Aclose(attr));
+  PetscCallH5(H5Sclose(space));
+  PetscCall(H5IOClose(&f));
+  PetscFunctionReturn(0);
+}
+
+/* Renames the finished temporary file into place (one rank). */
+static PetscErrorCode publish(const char tmp[], const char output[])
+{
+  PetscFunctionBegin;
+  PetscCheck(rename(tmp, output) == 0, PETSC_COMM_SELF, PETSC_ERR_FILE_WRITE, "-output: cannot rename %s to %s: %s", tmp, output, strerror(errno));
+  PetscFunctionReturn(0);
+}
+
+int main(int argc, char **argv)
+{
+  char        params[PETSC_MAX_PATH_LEN] = "", points[PETSC_MAX_PATH_LEN] = "", output[PETSC_MAX_PATH_LEN] = "", tmp[PETSC_MAX_PATH_LEN + 16], dir[PETSC_MAX_PATH_LEN];
+  PetscBool   has_params, has_points, has_output, has[3] = {PETSC_FALSE, PETSC_FALSE, PETSC_FALSE}, seeds;
+  PetscInt    map = 0, D, P, N, ndims, start, n;
+  hsize_t     dims[H5IO_MAX_DIMS];
+  hid_t       pf;
+  ICNN        net;
+  MPI_Comm    comm;
+  PetscMPIInt rank;
+  PetscReal  *x, *sb[3] = {NULL, NULL, NULL}, *tgrad = NULL;
+  EvalCtx     e = {0};
+  const char *seedname[3] = {"/psibar", "/ybar", "/hbar"};
+
+  PetscCall(PetscInitialize(&argc, &argv, NULL, help));
+  comm = PETSC_COMM_WORLD;
+  PetscCallMPI(MPI_Comm_rank(comm, &rank));
+  PetscOptionsBegin(comm, NULL, "wgf-eval options", NULL);
+  PetscCall(PetscOptionsString("-params", "HDF5 file with /icnn and /maps/<kkkk>/params", NULL, params, params, sizeof(params), &has_params));
+  PetscCall(PetscOptionsString("-points", "HDF5 file with /points (N x D) and optional seeds", NULL, points, points, sizeof(points), &has_points));
+  PetscCall(PetscOptionsString("-output", "HDF5 file to write (replaced only when everything succeeded)", NULL, output, output, sizeof(output), &has_output));
+  PetscCall(PetscOptionsInt("-map", "Map number (0: the highest in the file)", NULL, map, &map, NULL));
+  PetscOptionsEnd();
+  PetscCheck(has_params && params[0], comm, PETSC_ERR_USER_INPUT, "-params FILE is required (the network: /icnn and /maps/<kkkk>/params)");
+  PetscCheck(has_points && points[0], comm, PETSC_ERR_USER_INPUT, "-points FILE is required (/points, N x D)");
+  PetscCheck(has_output && output[0], comm, PETSC_ERR_USER_INPUT, "-output FILE is required");
+  PetscCheck(map >= 0, comm, PETSC_ERR_USER_INPUT, "-map %" PetscInt_FMT " must be >= 1 (or 0 for the highest)", map);
+  PetscCall(PetscStrncpy(dir, output, sizeof(dir)));
+  PetscCheck(access(dirname(dir), W_OK) == 0, comm, PETSC_ERR_FILE_OPEN, "-output %s: cannot write in directory %s: %s", output, dir, strerror(errno));
+
+  PetscCall(ICNNCreate(comm, &net));
+  PetscCall(ICNNSetFromOptions(net));
+  PetscCall(CheckpointLoadICNN(comm, params, &map, net));
+  PetscCall(ICNNGetShape(net, &D, NULL, NULL, NULL));
+  PetscCall(ICNNGetNumParameters(net, &P));
+
+  /* shapes first, on every rank alike, so that a bad file stops every rank the same way */
+  PetscCall(H5IOOpen(comm, points, &pf));
+  PetscCall(H5IOGetDims(pf, points, "/points", &ndims, dims));
+  PetscCheck(ndims == 2 && dims[1] == (hsize_t)D, comm, PETSC_ERR_FILE_UNEXPECTED, "points file %s: dataset /points must be N x %" PetscInt_FMT " (the dim of the network in %s), it has %" PetscInt_FMT " dimensions%s%llu", points, D, params, ndims, ndims == 2 ? " and rows of " : "", ndims == 2 ? (unsigned long long)dims[1] : 0ULL);
+  N = (PetscInt)dims[0];
+  for (int k = 0; k < 3; k++) {
+    hsize_t want[3] = {(hsize_t)N, (hsize_t)D, (hsize_t)D};
+    PetscCall(H5IOExists(pf, seedname[k], &has[k]));
+    if (has[k]) PetscCall(check_shape(comm, pf, points, seedname[k], k + 1, want));
+  }
+  seeds = has[0] || has[1] || has[2] ? PETSC_TRUE : PETSC_FALSE;
+
+  PetscCall(WGFSplitRows(comm, N, &start, &n));
+  PetscCall(PetscMalloc5(n * D, &x, n, &e.psi, n * D, &e.grad, n * D * D, &e.hess, n, &e.logdet));
+  PetscCall(H5IOReadRows(pf, points, "/points", start, n, D, x));
+  for (int k = 0; k < 3; k++) {
+    PetscInt len = k == 0 ? 1 : k == 1 ? D : D * D;
+    if (!has[k]) continue;
+    PetscCall(PetscMalloc1(n * len, &sb[k]));
+    PetscCall(H5IOReadRows(pf, points, seedname[k], start, n, len, sb[k]));
+  }
+  PetscCall(H5IOClose(&pf));
+  e.psibar = sb[0], e.ybar = sb[1], e.hbar = sb[2];
+  if (seeds) PetscCall(PetscCalloc1(P, &tgrad));
+
+  PetscCall(WGFCheckAllRanks(comm, eval_local(net, points, start, n, x, &e, seeds, tgrad), "the evaluation"));
+  if (seeds) PetscCallMPI(MPI_Allreduce(MPI_IN_PLACE, tgrad, (PetscMPIInt)P, MPIU_REAL, MPI_SUM, comm));
+
+  /* write to a temporary name and rename: a failure never leaves a damaged -output behind */
+  PetscCall(PetscSNPrintf(tmp, sizeof(tmp), "%s.partial", output));
+  {
+    PetscErrorCode werr = write_output(comm, tmp, N, D, start, n, &e, P, tgrad, map);
+    if (werr && rank == 0) (void)unlink(tmp);
+    PetscCall(WGFCheckAllRanks(comm, werr, "writing the output"));
+  }
+  PetscCall(WGFCheckAllRanks(comm, rank ? 0 : publish(tmp, output), "publishing the output"));
+
+  for (int k = 0; k < 3; k++) PetscCall(PetscFree(sb[k]));
+  PetscCall(PetscFree(tgrad));
+  PetscCall(PetscFree5(x, e.psi, e.grad, e.hess, e.logdet));
+  PetscCall(ICNNDestroy(&net));
+  PetscCall(PetscFinalize());
+  return 0;
+}
