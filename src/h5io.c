@@ -218,6 +218,7 @@ PetscErrorCode H5IOReadAttrString(hid_t file, const char fname[], const char obj
     char *s = NULL;
     PetscCallH5(mem = H5Tcopy(H5T_C_S1));
     PetscCallH5(H5Tset_size(mem, H5T_VARIABLE));
+    PetscCallH5(H5Tset_cset(mem, H5Tget_cset(type))); /* h5py writes UTF-8 */
     PetscCallH5(H5Aread(attr, mem, &s));
     if (s) PetscCall(PetscStrncpy(buf, s, len));
     H5free_memory(s);
@@ -227,6 +228,7 @@ PetscErrorCode H5IOReadAttrString(hid_t file, const char fname[], const char obj
     PetscCheck(sz < sizeof(tmp), PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "file %s: attribute %s of %s is too long", fname, name, obj);
     PetscCallH5(mem = H5Tcopy(H5T_C_S1));
     PetscCallH5(H5Tset_size(mem, sz + 1));
+    PetscCallH5(H5Tset_cset(mem, H5Tget_cset(type)));
     PetscCallH5(H5Aread(attr, mem, tmp));
     tmp[sz] = '\0';
     for (size_t i = strlen(tmp); i > 0 && tmp[i - 1] == ' '; i--) tmp[i - 1] = '\0';

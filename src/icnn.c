@@ -475,8 +475,11 @@ PetscErrorCode ICNNSetParameters(ICNN net, const PetscReal theta[])
 */
 PetscErrorCode ICNNInitialize(ICNN net, PetscRandom rnd)
 {
+  PetscReal lo, hi;
+
   PetscFunctionBegin;
   PetscCall(ICNNSetUp(net));
+  PetscCall(PetscRandomGetInterval(rnd, &lo, &hi)); /* map the draws to [0, 1) whatever the interval */
   for (PetscInt k = 0; k < net->nblocks; k++) {
     const ICNNBlock *b     = &net->blocks[k];
     PetscReal        scale = 1 / PetscSqrtReal((PetscReal)net->widths[b->layer ? b->layer - 1 : net->nlayers - 1]);
@@ -484,6 +487,8 @@ PetscErrorCode ICNNInitialize(ICNN net, PetscRandom rnd)
       PetscReal u1, u2, rad;
       PetscCall(PetscRandomGetValueReal(rnd, &u1));
       PetscCall(PetscRandomGetValueReal(rnd, &u2));
+      u1                          = (u1 - lo) / (hi - lo);
+      u2                          = (u2 - lo) / (hi - lo);
       rad                         = PetscSqrtReal(-2 * PetscLogReal(1 - u1));
       net->theta[b->offset + i]   = scale * rad * PetscCosReal(2 * PETSC_PI * u2);
       if (i + 1 < b->size) net->theta[b->offset + i + 1] = scale * rad * PetscSinReal(2 * PETSC_PI * u2);

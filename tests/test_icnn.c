@@ -1,0 +1,233 @@
+static const char help[] = "Unit tests of the ICNN kernels (MATH.md secs 2-4) over many random shapes.\n";
+
+/* Each check compares the kernels with something independent of them: central finite
+   differences (ICNNTestGradient and the JKO loss below), the plain-loop kernels, a different
+   chunking, LAPACK's symmetric eigensolver. The verdict is the exit status. */
+#include <wgf/icnn.h>
+#include <petscblaslapack.h>
+
+static PetscInt nfail = 0;
+
+#define EXPECT(cond, ...) \
+  do { \
+    if (!(cond)) { \
+      nfail++; \
+      PetscCall(PetscPrintf(PETSC_COMM_SELF, "FAIL %s:%d: ", __FILE__, __LINE__)); \
+      PetscCall(PetscPrintf(PETSC_COMM_SELF, __VA_ARGS__)); \
+      PetscCall(PetscPrintf(PETSC_COMM_SELF, "\n")); \
+    } \
+  } while (0)
+
+/* max |a - b| / max(|b|_max, tiny): the mixed tolerance of STYLE.md item 3 */
+static PetscReal relerr(PetscInt n, const PetscReal *a, const PetscReal *b)
+{
+  PetscReal e = 0, m = 0;
+  for (PetscInt i = 0; i < n; i++) {
+    e = PetscMax(e, PetscAbsReal(a[i] - b[i]));
+    m = PetscMax(m, PetscAbsReal(b[i]));
+  }
+  return e / PetscMax(m, 1e-300);
+}
+
+typedef struct {
+  PetscReal h;
+  PetscReal loss;
+} JKOCtx;
+
+/* The JKO seeds of MATH.md sec. 4 with V = 0: loss = sum 1/2 |y - x|^2 - h log det H,
+   ybar = y - x, Hbar = -h H^{-1}. */
+static PetscErrorCode jko_seed(void *ctx, PetscInt start, PetscInt n, PetscInt D, const PetscReal *x, const PetscReal *psi, const PetscReal *y, const PetscReal *H, const PetscReal *L, const PetscReal *logdet, PetscReal *psibar, PetscReal *ybar, PetscReal *Hbar)
+{
+  JKOCtx      *j = (JKOCtx *)ctx;
+  PetscBLASInt nD, info;
+
+  PetscFunctionBegin;
+  (void)start, (void)psi, (void)H;
+  PetscCall(PetscBLASIntCast(D, &nD));
+  for (PetscInt b = 0; b < n; b++) {
+    PetscReal *Hb = Hbar + b * D * D;
+    psibar[b]     = 0;
+    for (PetscInt d = 0; d < D; d++) {
+      ybar[b * D + d] = y[b * D + d] - x[b * D + d];
+      j->loss += 0.5 * ybar[b * D + d] * ybar[b * D + d];
+    }
+    j->loss -= j->h * logdet[b];
+    PetscCall(PetscArraycpy(Hb, L + b * D * D, D * D));
+    PetscCallBLAS("LAPACKpotri", LAPACKpotri_("L", &nD, Hb, &nD, &info));
+    PetscCheck(info == 0, PETSC_COMM_SELF, PETSC_ERR_LIB, "dpotri failed");
+    for (PetscInt r = 0; r < D; r++)
+      for (PetscInt c = 0; c <= r; c++) Hb[c * D + r] = Hb[r * D + c] = -j->h * Hb[c * D + r];
+  }
+  PetscFunctionReturn(0);
+}
+
+static PetscErrorCode jko_loss(ICNN net, PetscInt n, const PetscReal *x, PetscReal h, PetscReal *loss, PetscReal *grad)
+{
+  JKOCtx ctx = {h, 0};
+
+  PetscFunctionBegin;
+  PetscCall(ICNNGradient(net, n, x, jko_seed, &ctx, grad));
+  *loss = ctx.loss;
+  PetscFunctionReturn(0);
+}
+
+/* One random shape: every check of the file. */
+static PetscErrorCode check_shape(PetscRandom rnd, PetscInt D, PetscInt L, const PetscInt *widths, PetscInt r, PetscReal s, PetscInt n)
+{
+  ICNN       net, ref;
+  PetscInt   P, D2 = D * D;
+  PetscReal *x, *theta, err, *psi[3], *y[3], *H[3], *ld[3], *g[3], *gj, *dir, *tmp, *ev, *work;
+  char       shape[128];
+
+  PetscFunctionBegin;
+  PetscCall(PetscSNPrintf(shape, sizeof(shape), "D=%d L=%d widths=%d,%d,.. r=%d s=%g n=%d", (int)D, (int)L, (int)widths[0], (int)(L > 1 ? widths[1] : 0), (int)r, (double)s, (int)n));
+  PetscCall(ICNNCreate(PETSC_COMM_SELF, &net));
+  PetscCall(ICNNSetShape(net, D, L, widths, r));
+  PetscCall(ICNNSetStrongConvexity(net, s));
+  PetscCall(ICNNSetChunkSize(net, n + 3)); /* one chunk */
+  PetscCall(ICNNInitialize(net, rnd));
+  PetscCall(ICNNGetNumParameters(net, &P));
+  PetscCall(ICNNGetParameters(net, &theta));
+  PetscCall(PetscMalloc1(n * D, &x));
+  for (PetscInt i = 0; i < n * D; i++) PetscCall(PetscRandomGetValueReal(rnd, &x[i]));
+  for (int k = 0; k < 3; k++) PetscCall(PetscMalloc5(n, &psi[k], n * D, &y[k], n * D2, &H[k], n, &ld[k], P, &g[k]));
+  PetscCall(PetscMalloc5(P, &gj, P, &dir, P, &tmp, D, &ev, 3 * D + 10, &work));
+
+  /* 1. derivatives in x and the sweep against central differences (MATH.md sec. 4 recipe) */
+  PetscCall(ICNNTestGradient(net, PetscMin(n, 3), x, PETSC_VIEWER_STDOUT_SELF, &err));
+  EXPECT(err < 1e-6, "%s: finite-difference check error %g", shape, (double)err);
+
+  /* 2. the true JKO loss with its log det: directional derivative against central differences */
+  {
+    PetscReal h = 0.05, lp = 0, lm = 0, l0 = 0, dd = 0, eps = 1e-6, gv = 0;
+    PetscCall(PetscArrayzero(gj, P));
+    PetscCall(jko_loss(net, n, x, h, &l0, gj));
+    for (PetscInt i = 0; i < P; i++) PetscCall(PetscRandomGetValueReal(rnd, &dir[i]));
+    /* keep U and w >= 0 on both sides of the difference (the network stays convex) */
+    PetscCall(PetscArraycpy(tmp, theta, P));
+    for (PetscInt i = 0; i < P; i++) theta[i] = tmp[i] + eps * dir[i];
+    PetscCall(PetscArrayzero(g[2], P));
+    PetscCall(jko_loss(net, n, x, h, &lp, g[2]));
+    for (PetscInt i = 0; i < P; i++) theta[i] = tmp[i] - eps * dir[i];
+    PetscCall(jko_loss(net, n, x, h, &lm, g[2]));
+    PetscCall(PetscArraycpy(theta, tmp, P));
+    dd = (lp - lm) / (2 * eps);
+    for (PetscInt i = 0; i < P; i++) gv += gj[i] * dir[i];
+    EXPECT(PetscAbsReal(dd - gv) <= 1e-6 * PetscMax(1, PetscAbsReal(dd)), "%s: JKO loss derivative %.12g vs central difference %.12g", shape, (double)gv, (double)dd);
+  }
+
+  /* 3. one chunk vs chunks of 1 vs chunks of 2 vs point by point; BLAS vs naive loops */
+  PetscCall(ICNNEvaluate(net, n, x, psi[0], y[0], H[0], ld[0]));
+  PetscCall(PetscArrayzero(g[0], P));
+  PetscCall(jko_loss(net, n, x, 0.05, &err, g[0]));
+  for (PetscInt variant = 0; variant < 4; variant++) {
+    const char *name[] = {"chunk 1", "chunk 2", "point by point", "naive kernels"};
+    PetscCall(ICNNCreate(PETSC_COMM_SELF, &ref));
+    PetscCall(ICNNSetShape(ref, D, L, widths, r));
+    PetscCall(ICNNSetStrongConvexity(ref, s));
+    PetscCall(ICNNSetChunkSize(ref, variant == 1 ? 2 : variant == 3 ? n : 1));
+    PetscCall(ICNNSetUseNaiveKernels(ref, variant == 3 ? PETSC_TRUE : PETSC_FALSE));
+    PetscCall(ICNNSetParameters(ref, theta));
+    PetscCall(PetscArrayzero(g[1], P));
+    if (variant == 2) {
+      for (PetscInt b = 0; b < n; b++) {
+        PetscCall(ICNNEvaluate(ref, 1, x + b * D, psi[1] + b, y[1] + b * D, H[1] + b * D2, ld[1] + b));
+        PetscCall(jko_loss(ref, 1, x + b * D, 0.05, &err, g[1]));
+      }
+    } else {
+      PetscCall(ICNNEvaluate(ref, n, x, psi[1], y[1], H[1], ld[1]));
+      PetscCall(jko_loss(ref, n, x, 0.05, &err, g[1]));
+    }
+    EXPECT(relerr(n, psi[1], psi[0]) < 1e-12, "%s: psi differs with %s (%g)", shape, name[variant], (double)relerr(n, psi[1], psi[0]));
+    EXPECT(relerr(n * D, y[1], y[0]) < 1e-12, "%s: grad differs with %s (%g)", shape, name[variant], (double)relerr(n * D, y[1], y[0]));
+    EXPECT(relerr(n * D2, H[1], H[0]) < 1e-12, "%s: Hessian differs with %s (%g)", shape, name[variant], (double)relerr(n * D2, H[1], H[0]));
+    EXPECT(relerr(n, ld[1], ld[0]) < 1e-11, "%s: logdet differs with %s (%g)", shape, name[variant], (double)relerr(n, ld[1], ld[0]));
+    EXPECT(relerr(P, g[1], g[0]) < 1e-11, "%s: parameter gradient differs with %s (%g)", shape, name[variant], (double)relerr(P, g[1], g[0]));
+    PetscCall(ICNNDestroy(&ref));
+  }
+
+  /* 4. H symmetric positive definite with smallest eigenvalue >= s; log det = sum log eig */
+  for (PetscInt b = 0; b < n; b++) {
+    PetscReal   *Hb = H[0] + b * D2, sumlog = 0, *A = g[2];
+    PetscBLASInt nD, lwork = 3 * D + 10, info;
+    for (PetscInt i = 0; i < D; i++)
+      for (PetscInt j = 0; j < D; j++) EXPECT(Hb[i * D + j] == Hb[j * D + i], "%s: H of point %d not symmetric", shape, (int)b);
+    PetscCall(PetscArraycpy(A, Hb, D2));
+    PetscCall(PetscBLASIntCast(D, &nD));
+    PetscCallBLAS("LAPACKsyev", LAPACKsyev_("N", "L", &nD, A, &nD, ev, work, &lwork, &info));
+    EXPECT(info == 0, "dsyev failed");
+    EXPECT(ev[0] >= s * (1 - 1e-9), "%s: smallest eigenvalue %g of H at point %d below s = %g", shape, (double)ev[0], (int)b, (double)s);
+    for (PetscInt i = 0; i < D; i++) sumlog += PetscLogReal(ev[i]);
+    EXPECT(PetscAbsReal(sumlog - ld[0][b]) <= 1e-9 * PetscMax(1, PetscAbsReal(sumlog)), "%s: logdet %g vs sum log eig %g", shape, (double)ld[0][b], (double)sumlog);
+  }
+
+  for (int k = 0; k < 3; k++) PetscCall(PetscFree5(psi[k], y[k], H[k], ld[k], g[k]));
+  PetscCall(PetscFree5(gj, dir, tmp, ev, work));
+  PetscCall(PetscFree(x));
+  PetscCall(ICNNDestroy(&net));
+  PetscFunctionReturn(0);
+}
+
+/* Errors that must be reported, not turned into NaN: a non-finite input, a non-convex network. */
+static PetscErrorCode check_errors(PetscRandom rnd)
+{
+  ICNN           net;
+  PetscInt       widths[2] = {4, 3}, P;
+  PetscReal      x[6] = {0.1, 0.2, PETSC_INFINITY, 0.3, 0.4, 0.5}, psi[3], H[12], *theta;
+  PetscErrorCode ierr;
+
+  PetscFunctionBegin;
+  PetscCall(ICNNCreate(PETSC_COMM_SELF, &net));
+  PetscCall(ICNNSetShape(net, 2, 2, widths, 1));
+  PetscCall(ICNNInitialize(net, rnd));
+  PetscCall(PetscPushErrorHandler(PetscReturnErrorHandler, NULL));
+  ierr = ICNNEvaluate(net, 3, x, psi, NULL, NULL, NULL);
+  EXPECT(ierr == PETSC_ERR_FP, "a non-finite input gave error code %d, expected PETSC_ERR_FP", (int)ierr);
+  x[2] = 0.7;
+  /* every parameter 0.3 but the last output weight -1: psi = -0.4 z, z convex and curved, so
+     psi is concave and the Cholesky must fail */
+  PetscCall(ICNNSetStrongConvexity(net, 0));
+  PetscCall(ICNNGetNumParameters(net, &P));
+  PetscCall(ICNNGetParameters(net, &theta));
+  for (PetscInt i = 0; i < P; i++) theta[i] = i == P - 1 ? -1 : 0.3;
+  ierr = ICNNEvaluate(net, 3, x, psi, NULL, H, NULL);
+  EXPECT(ierr == PETSC_ERR_CONV_FAILED, "a non-convex network gave error code %d, expected PETSC_ERR_CONV_FAILED", (int)ierr);
+  PetscCall(PetscPopErrorHandler());
+  PetscCall(ICNNDestroy(&net));
+  EXPECT(net == NULL, "ICNNDestroy did not set the handle to NULL");
+  PetscCall(ICNNDestroy(&net)); /* NULL is accepted */
+  PetscFunctionReturn(0);
+}
+
+int main(int argc, char **argv)
+{
+  PetscRandom rnd;
+  /* D, L, widths (not multiples of anything), r, s, points */
+  struct {
+    PetscInt  D, L, w[4], r;
+    PetscReal s;
+    PetscInt  n;
+  } cases[] = {
+    {1, 1, {5},          1, 1e-6, 5},
+    {1, 2, {3, 4},       5, 0.3,  4},
+    {2, 1, {7},          5, 1e-6, 6},
+    {2, 2, {6, 5},       1, 0.3,  7},
+    {3, 3, {5, 7, 4},    2, 1e-6, 5},
+    {4, 2, {9, 11},      5, 0.3,  9},
+    {5, 4, {3, 5, 2, 6}, 3, 1e-6, 4},
+    {7, 3, {13, 6, 9},   5, 0.3,  5},
+    {6, 2, {17, 10},     1, 1e-6, 11},
+  };
+
+  PetscCall(PetscInitialize(&argc, &argv, NULL, help));
+  PetscCall(PetscRandomCreate(PETSC_COMM_SELF, &rnd));
+  PetscCall(PetscRandomSetSeed(rnd, 7));
+  PetscCall(PetscRandomSeed(rnd));
+  PetscCall(PetscRandomSetInterval(rnd, -1, 1));
+  for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) PetscCall(check_shape(rnd, cases[k].D, cases[k].L, cases[k].w, cases[k].r, cases[k].s, cases[k].n));
+  PetscCall(check_errors(rnd));
+  PetscCall(PetscRandomDestroy(&rnd));
+  PetscCall(PetscPrintf(PETSC_COMM_SELF, "%s: %" PetscInt_FMT " failures\n", nfail ? "FAILED" : "passed", nfail));
+  PetscCall(PetscFinalize());
+  return nfail ? 1 : 0;
+}
