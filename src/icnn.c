@@ -600,24 +600,15 @@ static void icnn_theta_tables(ICNN net)
   }
 }
 
-/* Jacobians, Hessian and its Cholesky factor for c points after icnn_forward (MATH.md sec. 3):
-     Jq_l = W_l + 2 sum_s diag(P_s) A_s^T,  J_l = U_l Jz_{l-1} + Jq_l,  Jz_l = diag(sigma') J_l
-     H = s I + sum_l 2 sum_j g_l[j] M_l[j] + sum_{l>=2} J_l^T diag(delta_l sigma''(a_l)) J_l
-   H [c][D][D], L [c][D][D], logdet [c]. start is the global index of the chunk (messages). */
-static PetscErrorCode icnn_hessian(ICNN net, PetscInt start, PetscInt c, PetscReal *H, PetscReal *L, PetscReal *logdet)
+/* The quadratic-layer Jacobians Jq_l = W_l + 2 sum_s diag(P_s) A_s^T [n][c*D] of every layer
+   after icnn_forward (MATH.md sec. 3); the first-order sweep needs them too. */
+static void icnn_jq(ICNN net, PetscInt c)
 {
-  const PetscInt   D = net->dim, r = net->rank, cD = c * D, D2 = D * D;
-  const PetscReal *th = net->theta;
-  PetscReal       *T  = net->big[2];
-
-  PetscFunctionBegin;
-  for (PetscInt i = 0; i < c; i++)
-    for (PetscInt d1 = 0; d1 < D; d1++)
-      for (PetscInt d2 = 0; d2 < D; d2++) H[i * D2 + d1 * D + d2] = d1 == d2 ? net->s : 0;
+  const PetscInt D = net->dim, r = net->rank, cD = c * D;
   for (PetscInt l = 0; l < net->nlayers; l++) {
     ICNNLayerWork   *lw = &net->lw[l];
     PetscInt         n = net->widths[l], rn = r * n;
-    const PetscReal *W = th + net->offW[l];
+    const PetscReal *W = net->theta + net->offW[l];
     for (PetscInt j = 0; j < n; j++)
       for (PetscInt b = 0; b < c; b++) {
         PetscReal *row = lw->Jq + j * cD + b * D;
@@ -628,6 +619,27 @@ static PetscErrorCode icnn_hessian(ICNN net, PetscInt start, PetscInt c, PetscRe
           for (PetscInt d = 0; d < D; d++) row[d] += p * a[d];
         }
       }
+  }
+}
+
+/* Jacobians, Hessian and its Cholesky factor for c points after icnn_forward (MATH.md sec. 3):
+     Jq_l = W_l + 2 sum_s diag(P_s) A_s^T,  J_l = U_l Jz_{l-1} + Jq_l,  Jz_l = diag(sigma') J_l
+     H = s I + sum_l 2 sum_j g_l[j] M_l[j] + sum_{l>=2} J_l^T diag(delta_l sigma''(a_l)) J_l
+   H [c][D][D], L [c][D][D], logdet [c]. start is the global index of the chunk (messages). */
+static PetscErrorCode icnn_hessian(ICNN net, PetscInt start, PetscInt c, PetscReal *H, PetscReal *L, PetscReal *logdet)
+{
+  const PetscInt   D = net->dim, cD = c * D, D2 = D * D;
+  const PetscReal *th = net->theta;
+  PetscReal       *T  = net->big[2];
+
+  PetscFunctionBegin;
+  for (PetscInt i = 0; i < c; i++)
+    for (PetscInt d1 = 0; d1 < D; d1++)
+      for (PetscInt d2 = 0; d2 < D; d2++) H[i * D2 + d1 * D + d2] = d1 == d2 ? net->s : 0;
+  icnn_jq(net, c);
+  for (PetscInt l = 0; l < net->nlayers; l++) {
+    ICNNLayerWork *lw = &net->lw[l];
+    PetscInt       n  = net->widths[l];
     /* sum_j g_l[j] 2 M_l[j] for all points: (c x n)(n x D^2) */
     PetscCall(icnn_gemm(net, PETSC_FALSE, PETSC_FALSE, c, D2, n, 2, lw->g, n, lw->M, D2, 1, H, D2));
     if (l == 0) continue;
@@ -667,8 +679,10 @@ static PetscErrorCode icnn_hessian(ICNN net, PetscInt start, PetscInt c, PetscRe
 }
 
 /* The reverse sweep of MATH.md sec. 4 for c points after icnn_forward and icnn_hessian, seeds
-   psibar [c], ybar [c][D], Hbar [c][D][D] (symmetric); accumulates into grad (canonical order). */
-static PetscErrorCode icnn_sweep(ICNN net, PetscInt c, const PetscReal *x, const PetscReal *psibar, const PetscReal *ybar, const PetscReal *Hbar, PetscReal *grad)
+   psibar [c], ybar [c][D], Hbar [c][D][D] (symmetric); accumulates into grad (canonical order).
+   With second = PETSC_FALSE, Hbar = 0 is implied (and not read): R1 and R3 vanish, and only Jq
+   is needed from the Hessian pass (icnn_jq). */
+static PetscErrorCode icnn_sweep(ICNN net, PetscInt c, const PetscReal *x, const PetscReal *psibar, const PetscReal *ybar, const PetscReal *Hbar, PetscBool second, PetscReal *grad)
 {
   const PetscInt   D = net->dim, r = net->rank, cD = c * D, D2 = D * D, L = net->nlayers;
   const PetscReal *th = net->theta;
@@ -690,10 +704,14 @@ static PetscErrorCode icnn_sweep(ICNN net, PetscInt c, const PetscReal *x, const
     PetscInt       n = net->widths[l], rn = r * n, m = l ? net->widths[l - 1] : 0;
     PetscReal     *Abar = grad + net->offA[l], *Wbar = grad + net->offW[l];
 
+    if (!second) { /* Hbar = 0: no R1, no R3, Jbar = 0 */
+      PetscCall(PetscArrayzero(Jbar, n * cD));
+      PetscCall(PetscArrayzero(net->AbarT, n * r * D));
+    }
     /* R1: gbar += 2 <M_j, Hbar>: (c x D^2)(D^2 x n); Abar[:,s,j] += 4 (sum_b g_bj Hbar_b) A[:,s,j] */
-    PetscCall(icnn_gemm(net, PETSC_FALSE, PETSC_TRUE, c, n, D2, 2, Hbar, D2, lw->M, D2, 1, lw->gbar, n));
-    PetscCall(icnn_gemm(net, PETSC_TRUE, PETSC_FALSE, n, D2, c, 1, lw->g, n, Hbar, D2, 0, net->Gh, D2));
-    for (PetscInt j = 0; j < n; j++)
+    if (second) PetscCall(icnn_gemm(net, PETSC_FALSE, PETSC_TRUE, c, n, D2, 2, Hbar, D2, lw->M, D2, 1, lw->gbar, n));
+    if (second) PetscCall(icnn_gemm(net, PETSC_TRUE, PETSC_FALSE, n, D2, c, 1, lw->g, n, Hbar, D2, 0, net->Gh, D2));
+    for (PetscInt j = 0; second && j < n; j++)
       for (PetscInt s = 0; s < r; s++) {
         const PetscReal *a  = lw->At + (j * r + s) * D, *G = net->Gh + j * D2;
         PetscReal       *ab = net->AbarT + (j * r + s) * D;
@@ -703,7 +721,7 @@ static PetscErrorCode icnn_sweep(ICNN net, PetscInt c, const PetscReal *x, const
           ab[d1] = 4 * v;
         }
       }
-    if (l) {
+    if (l && second) {
       /* K_b = J_b Hbar_b; Sbar = rowsum(K o J); Jbar += 2 diag(S) K; dbar += Sbar sigma''; abar += Sbar delta sigma''' */
       for (PetscInt b = 0; b < c; b++) PetscCall(icnn_gemm(net, PETSC_FALSE, PETSC_FALSE, n, D, D, 1, lw->J + b * D, cD, Hbar + b * D2, D, 0, K + b * D, cD));
       for (PetscInt j = 0; j < n; j++)
@@ -877,15 +895,7 @@ PetscErrorCode ICNNEvaluate(ICNN net, PetscInt n, const PetscReal x[], PetscReal
   PetscFunctionReturn(0);
 }
 
-/*
-  ICNNGradient - the parameter gradient of a loss that depends on the network through psi,
-  grad psi and Hess psi at n points: per chunk, the forward pass with Hessian, then seed() gives
-  the adjoints (psibar, ybar, Hbar), then the reverse sweep of MATH.md sec. 4 ACCUMULATES the
-  gradient summed over the points into grad (length ICNNGetNumParameters(); zero it first).
-
-  Not Collective
-*/
-PetscErrorCode ICNNGradient(ICNN net, PetscInt n, const PetscReal x[], ICNNSeedFn seed, void *ctx, PetscReal grad[])
+static PetscErrorCode icnn_gradient(ICNN net, PetscInt n, const PetscReal x[], ICNNSeedFn seed, void *ctx, PetscBool second, PetscReal grad[])
 {
   const PetscInt D = net->dim, D2 = D * D;
 
@@ -901,23 +911,76 @@ PetscErrorCode ICNNGradient(ICNN net, PetscInt n, const PetscReal x[], ICNNSeedF
     PetscCall(PetscLogEventBegin(WGF_Forward, 0, 0, 0, 0));
     PetscCall(icnn_forward(net, c, xc, net->psi, net->y));
     PetscCall(PetscLogEventEnd(WGF_Forward, 0, 0, 0, 0));
+    PetscCall(icnn_check_finite("psi", start, c, 1, net->psi));
     PetscCall(icnn_check_finite("grad psi", start, c, D, net->y));
     PetscCall(PetscLogEventBegin(WGF_Hessian, 0, 0, 0, 0));
-    PetscCall(icnn_hessian(net, start, c, net->H, net->L, net->logdet));
+    if (second) PetscCall(icnn_hessian(net, start, c, net->H, net->L, net->logdet));
+    else icnn_jq(net, c);
     PetscCall(PetscLogEventEnd(WGF_Hessian, 0, 0, 0, 0));
-    PetscCall(seed(ctx, start, c, D, xc, net->psi, net->y, net->H, net->L, net->logdet, net->psibar, net->ybar, net->Hbar));
+    PetscCall(seed(ctx, start, c, D, xc, net->psi, net->y, second ? net->H : NULL, second ? net->L : NULL, second ? net->logdet : NULL, net->psibar, net->ybar, second ? net->Hbar : NULL));
     PetscCall(icnn_check_finite("seed psibar", start, c, 1, net->psibar));
     PetscCall(icnn_check_finite("seed ybar", start, c, D, net->ybar));
-    PetscCall(icnn_check_finite("seed Hbar", start, c, D2, net->Hbar));
-    for (PetscInt b = 0; b < c; b++) {
-      PetscReal *Hb = net->Hbar + b * D2;
-      for (PetscInt d1 = 0; d1 < D; d1++)
-        for (PetscInt d2 = 0; d2 < d1; d2++) Hb[d1 * D + d2] = Hb[d2 * D + d1] = 0.5 * (Hb[d1 * D + d2] + Hb[d2 * D + d1]);
+    if (second) {
+      PetscCall(icnn_check_finite("seed Hbar", start, c, D2, net->Hbar));
+      for (PetscInt b = 0; b < c; b++) {
+        PetscReal *Hb = net->Hbar + b * D2;
+        for (PetscInt d1 = 0; d1 < D; d1++)
+          for (PetscInt d2 = 0; d2 < d1; d2++) Hb[d1 * D + d2] = Hb[d2 * D + d1] = 0.5 * (Hb[d1 * D + d2] + Hb[d2 * D + d1]);
+      }
     }
     PetscCall(PetscLogEventBegin(WGF_Sweep, 0, 0, 0, 0));
-    PetscCall(icnn_sweep(net, c, xc, net->psibar, net->ybar, net->Hbar, grad));
+    PetscCall(icnn_sweep(net, c, xc, net->psibar, net->ybar, net->Hbar, second, grad));
     PetscCall(PetscLogEventEnd(WGF_Sweep, 0, 0, 0, 0));
   }
+  PetscFunctionReturn(0);
+}
+
+/*
+  ICNNGradient - the parameter gradient of a loss that depends on the network through psi,
+  grad psi and Hess psi at n points: per chunk, the forward pass with Hessian, then seed() gives
+  the adjoints (psibar, ybar, Hbar), then the reverse sweep of MATH.md sec. 4 ACCUMULATES the
+  gradient summed over the points into grad (length ICNNGetNumParameters(); zero it first).
+
+  Not Collective
+*/
+PetscErrorCode ICNNGradient(ICNN net, PetscInt n, const PetscReal x[], ICNNSeedFn seed, void *ctx, PetscReal grad[])
+{
+  PetscFunctionBegin;
+  PetscCall(icnn_gradient(net, n, x, seed, ctx, PETSC_TRUE, grad));
+  PetscFunctionReturn(0);
+}
+
+/*
+  ICNNGradientFirstOrder - ICNNGradient for a loss of psi and grad psi only (Hbar = 0, e.g. the
+  identity pretraining of MATH.md sec. 6): no Hessian and no Cholesky are formed. The seed
+  function gets H, L, logdet and Hbar as NULL and sets psibar and ybar.
+
+  Not Collective
+*/
+PetscErrorCode ICNNGradientFirstOrder(ICNN net, PetscInt n, const PetscReal x[], ICNNSeedFn seed, void *ctx, PetscReal grad[])
+{
+  PetscFunctionBegin;
+  PetscCall(icnn_gradient(net, n, x, seed, ctx, PETSC_FALSE, grad));
+  PetscFunctionReturn(0);
+}
+
+/*
+  ICNNDuplicate - a new network with the same shape, strong convexity, chunk, options prefix and
+  parameters (copied).
+
+  Collective
+*/
+PetscErrorCode ICNNDuplicate(ICNN net, ICNN *dup)
+{
+  PetscFunctionBegin;
+  PetscCall(ICNNSetUp(net));
+  PetscCall(ICNNCreate(net->comm, dup));
+  PetscCall(ICNNSetOptionsPrefix(*dup, net->prefix));
+  PetscCall(ICNNSetShape(*dup, net->dim, net->nlayers, net->widths, net->rank));
+  PetscCall(ICNNSetStrongConvexity(*dup, net->s));
+  PetscCall(ICNNSetChunkSize(*dup, net->chunk));
+  PetscCall(ICNNSetUseNaiveKernels(*dup, net->naive));
+  PetscCall(ICNNSetParameters(*dup, net->theta));
   PetscFunctionReturn(0);
 }
 

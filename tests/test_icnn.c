@@ -61,6 +61,17 @@ static PetscErrorCode jko_seed(void *ctx, PetscInt start, PetscInt n, PetscInt D
   PetscFunctionReturn(0);
 }
 
+/* First-order seeds: psibar = 1/2, ybar = y - x, Hbar = 0 (when asked for). */
+static PetscErrorCode first_order_seed(void *ctx, PetscInt start, PetscInt n, PetscInt D, const PetscReal *x, const PetscReal *psi, const PetscReal *y, const PetscReal *H, const PetscReal *L, const PetscReal *logdet, PetscReal *psibar, PetscReal *ybar, PetscReal *Hbar)
+{
+  PetscFunctionBegin;
+  (void)ctx, (void)start, (void)psi, (void)H, (void)L, (void)logdet;
+  for (PetscInt b = 0; b < n; b++) psibar[b] = 0.5;
+  for (PetscInt i = 0; i < n * D; i++) ybar[i] = y[i] - x[i];
+  if (Hbar) PetscCall(PetscArrayzero(Hbar, n * D * D));
+  PetscFunctionReturn(0);
+}
+
 static PetscErrorCode jko_loss(ICNN net, PetscInt n, const PetscReal *x, PetscReal h, PetscReal *loss, PetscReal *grad)
 {
   JKOCtx ctx = {h, 0};
@@ -116,7 +127,14 @@ static PetscErrorCode check_shape(PetscRandom rnd, PetscInt D, PetscInt L, const
     EXPECT(PetscAbsReal(dd - gv) <= 1e-6 * PetscMax(1, PetscAbsReal(dd)), "%s: JKO loss derivative %.12g vs central difference %.12g", shape, (double)gv, (double)dd);
   }
 
-  /* 3. one chunk vs chunks of 1 vs chunks of 2 vs point by point; BLAS vs naive loops */
+  /* 3. the first-order sweep (no Hessian) against the full one with Hbar = 0 */
+  PetscCall(PetscArrayzero(g[0], P));
+  PetscCall(PetscArrayzero(g[1], P));
+  PetscCall(ICNNGradient(net, n, x, first_order_seed, NULL, g[0]));
+  PetscCall(ICNNGradientFirstOrder(net, n, x, first_order_seed, NULL, g[1]));
+  EXPECT(relerr(P, g[1], g[0]) < 1e-12, "%s: first-order sweep differs from the full one with Hbar = 0 (%g)", shape, (double)relerr(P, g[1], g[0]));
+
+  /* 4. one chunk vs chunks of 1 vs chunks of 2 vs point by point; BLAS vs naive loops */
   PetscCall(ICNNEvaluate(net, n, x, psi[0], y[0], H[0], ld[0]));
   PetscCall(PetscArrayzero(g[0], P));
   PetscCall(jko_loss(net, n, x, 0.05, &err, g[0]));
@@ -146,7 +164,7 @@ static PetscErrorCode check_shape(PetscRandom rnd, PetscInt D, PetscInt L, const
     PetscCall(ICNNDestroy(&ref));
   }
 
-  /* 4. H symmetric positive definite with smallest eigenvalue >= s; log det = sum log eig */
+  /* 5. H symmetric positive definite with smallest eigenvalue >= s; log det = sum log eig */
   for (PetscInt b = 0; b < n; b++) {
     PetscReal   *Hb = H[0] + b * D2, sumlog = 0, *A = g[2];
     PetscBLASInt nD, lwork = 3 * D + 10, info;

@@ -57,6 +57,8 @@ PetscErrorCode ICNNConvexify(ICNN);
 
 PetscErrorCode ICNNEvaluate(ICNN, PetscInt, const PetscReal[], PetscReal[], PetscReal[], PetscReal[], PetscReal[]);
 PetscErrorCode ICNNGradient(ICNN, PetscInt, const PetscReal[], ICNNSeedFn, void *, PetscReal[]);
+PetscErrorCode ICNNGradientFirstOrder(ICNN, PetscInt, const PetscReal[], ICNNSeedFn, void *, PetscReal[]);
+PetscErrorCode ICNNDuplicate(ICNN, ICNN *);
 PetscErrorCode ICNNTestGradient(ICNN, PetscInt, const PetscReal[], PetscViewer, PetscReal *);
 
 #endif

@@ -1,0 +1,1 @@
+/* potential: being written */

@@ -1,0 +1,2 @@
+#include <petscsys.h>
+int main(void) { return 1; } /* being written */
