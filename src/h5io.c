@@ -328,3 +328,77 @@ PetscErrorCode H5IOWriteRows(hid_t file, const char path[], PetscInt ndims, cons
   PetscCall(PetscLogEventEnd(WGF_IO, 0, 0, 0, 0));
   PetscFunctionReturn(0);
 }
+
+/* Writes attribute name of the object obj (file or group) from a buffer of type mem. */
+static PetscErrorCode h5io_write_attr(hid_t obj, const char name[], hid_t ftype, hid_t mtype, hsize_t n, const void *buf)
+{
+  hid_t space, attr;
+
+  PetscFunctionBegin;
+  if (n == 0) PetscCallH5(space = H5Screate(H5S_SCALAR));
+  else PetscCallH5(space = H5Screate_simple(1, &n, NULL));
+  if (H5Aexists(obj, name) > 0) PetscCallH5(H5Adelete(obj, name));
+  PetscCallH5(attr = H5Acreate2(obj, name, ftype, space, H5P_DEFAULT, H5P_DEFAULT));
+  PetscCallH5(H5Awrite(attr, mtype, buf));
+  PetscCallH5(H5Aclose(attr));
+  PetscCallH5(H5Sclose(space));
+  PetscFunctionReturn(0);
+}
+
+/* H5IOWriteAttrInt - a scalar 64-bit integer attribute. Collective (every rank writes the same). */
+PetscErrorCode H5IOWriteAttrInt(hid_t obj, const char name[], PetscInt v)
+{
+  long long x = v;
+
+  PetscFunctionBegin;
+  PetscCall(h5io_write_attr(obj, name, H5T_STD_I64LE, H5T_NATIVE_LLONG, 0, &x));
+  PetscFunctionReturn(0);
+}
+
+/* H5IOWriteAttrIntArray - a 1-D 64-bit integer attribute. Collective. */
+PetscErrorCode H5IOWriteAttrIntArray(hid_t obj, const char name[], PetscInt n, const PetscInt v[])
+{
+  long long x[64];
+
+  PetscFunctionBegin;
+  PetscCheck(n >= 1 && n <= 64, PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE, "attribute %s: %" PetscInt_FMT " entries, 1 to 64 supported", name, n);
+  for (PetscInt i = 0; i < n; i++) x[i] = v[i];
+  PetscCall(h5io_write_attr(obj, name, H5T_STD_I64LE, H5T_NATIVE_LLONG, (hsize_t)n, x));
+  PetscFunctionReturn(0);
+}
+
+/* H5IOWriteAttrReal - a scalar float64 attribute. Collective. */
+PetscErrorCode H5IOWriteAttrReal(hid_t obj, const char name[], PetscReal v)
+{
+  PetscFunctionBegin;
+  PetscCall(h5io_write_attr(obj, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 0, &v));
+  PetscFunctionReturn(0);
+}
+
+/* H5IOWriteAttrString - a fixed-length ASCII string attribute. Collective. */
+PetscErrorCode H5IOWriteAttrString(hid_t obj, const char name[], const char v[])
+{
+  hid_t  type;
+  size_t len = strlen(v);
+
+  PetscFunctionBegin;
+  PetscCallH5(type = H5Tcopy(H5T_C_S1));
+  PetscCallH5(H5Tset_size(type, len ? len : 1));
+  PetscCallH5(H5Tset_strpad(type, H5T_STR_NULLPAD));
+  PetscCall(h5io_write_attr(obj, name, type, type, 0, len ? v : ""));
+  PetscCallH5(H5Tclose(type));
+  PetscFunctionReturn(0);
+}
+
+/* H5IOCreateGroup - creates the group path (and missing parents); close it with H5Gclose. Collective. */
+PetscErrorCode H5IOCreateGroup(hid_t file, const char path[], hid_t *group)
+{
+  hid_t lcpl;
+
+  PetscFunctionBegin;
+  PetscCallH5(lcpl = H5Pcreate(H5P_LINK_CREATE));
+  PetscCallH5(H5Pset_create_intermediate_group(lcpl, 1));
+  PetscCallH5(*group = H5Gcreate2(file, path, lcpl, H5P_DEFAULT, H5P_DEFAULT));
+  PetscCallH5(H5Pclose(lcpl));
+  PetscFunctionReturn(0);
+}

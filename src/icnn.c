@@ -276,6 +276,13 @@ PetscErrorCode ICNNSetChunkSize(ICNN net, PetscInt chunk)
   PetscFunctionReturn(0);
 }
 
+PetscErrorCode ICNNGetChunkSize(ICNN net, PetscInt *chunk)
+{
+  PetscFunctionBegin;
+  *chunk = net->chunk;
+  PetscFunctionReturn(0);
+}
+
 /* ICNNSetUseNaiveKernels - plain loops instead of BLAS (for testing the BLAS path). */
 PetscErrorCode ICNNSetUseNaiveKernels(ICNN net, PetscBool naive)
 {

@@ -1,7 +1,7 @@
 #include <wgf/log_events.h>
 
 PetscClassId  WGF_CLASSID;
-PetscLogEvent WGF_Forward, WGF_Hessian, WGF_Sweep, WGF_IO;
+PetscLogEvent WGF_Forward, WGF_Hessian, WGF_Sweep, WGF_IO, WGF_Sample, WGF_Allreduce, WGF_Adam, WGF_Ckpt, WGF_Eval;
 
 /*
   WGFLogEventsRegister - registers the class id and every log event once; later calls are no-ops.
@@ -20,5 +20,10 @@ PetscErrorCode WGFLogEventsRegister(void)
   PetscCall(PetscLogEventRegister("Hessian", WGF_CLASSID, &WGF_Hessian));
   PetscCall(PetscLogEventRegister("Sweep", WGF_CLASSID, &WGF_Sweep));
   PetscCall(PetscLogEventRegister("IO", WGF_CLASSID, &WGF_IO));
+  PetscCall(PetscLogEventRegister("Sample", WGF_CLASSID, &WGF_Sample));
+  PetscCall(PetscLogEventRegister("Allreduce", WGF_CLASSID, &WGF_Allreduce));
+  PetscCall(PetscLogEventRegister("Adam", WGF_CLASSID, &WGF_Adam));
+  PetscCall(PetscLogEventRegister("Ckpt", WGF_CLASSID, &WGF_Ckpt));
+  PetscCall(PetscLogEventRegister("Eval", WGF_CLASSID, &WGF_Eval));
   PetscFunctionReturn(0);
 }

@@ -5,6 +5,7 @@ static const char help[] = "Unit tests of the ICNN kernels (MATH.md secs 2-4) ov
    chunking, LAPACK's symmetric eigensolver. The verdict is the exit status. */
 #include <wgf/icnn.h>
 #include <petscblaslapack.h>
+#include <math.h>
 
 static PetscInt nfail = 0;
 
@@ -191,7 +192,7 @@ static PetscErrorCode check_errors(PetscRandom rnd)
 {
   ICNN           net;
   PetscInt       widths[2] = {4, 3}, P;
-  PetscReal      x[6] = {0.1, 0.2, PETSC_INFINITY, 0.3, 0.4, 0.5}, psi[3], H[12], *theta;
+  PetscReal      x[6] = {0.1, 0.2, INFINITY, 0.3, 0.4, 0.5}, psi[3], H[12], *theta;
   PetscErrorCode ierr;
 
   PetscFunctionBegin;

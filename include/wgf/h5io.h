@@ -25,6 +25,11 @@ PetscErrorCode H5IOReadAttrIntArray(hid_t, const char[], const char[], const cha
 PetscErrorCode H5IOReadAttrReal(hid_t, const char[], const char[], const char[], PetscReal *);
 PetscErrorCode H5IOReadAttrString(hid_t, const char[], const char[], const char[], char[], size_t);
 PetscErrorCode H5IOReadRows(hid_t, const char[], const char[], PetscInt, PetscInt, PetscInt, PetscReal[]);
+PetscErrorCode H5IOWriteAttrInt(hid_t, const char[], PetscInt);
+PetscErrorCode H5IOWriteAttrIntArray(hid_t, const char[], PetscInt, const PetscInt[]);
+PetscErrorCode H5IOWriteAttrReal(hid_t, const char[], PetscReal);
+PetscErrorCode H5IOWriteAttrString(hid_t, const char[], const char[]);
+PetscErrorCode H5IOCreateGroup(hid_t, const char[], hid_t *);
 PetscErrorCode H5IOWriteRows(hid_t, const char[], PetscInt, const hsize_t[], PetscInt, PetscInt, const PetscReal[]);
 
 #endif

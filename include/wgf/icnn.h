@@ -43,6 +43,7 @@ PetscErrorCode ICNNGetShape(ICNN, PetscInt *, PetscInt *, const PetscInt **, Pet
 PetscErrorCode ICNNSetStrongConvexity(ICNN, PetscReal);
 PetscErrorCode ICNNGetStrongConvexity(ICNN, PetscReal *);
 PetscErrorCode ICNNSetChunkSize(ICNN, PetscInt);
+PetscErrorCode ICNNGetChunkSize(ICNN, PetscInt *);
 PetscErrorCode ICNNSetUseNaiveKernels(ICNN, PetscBool);
 PetscErrorCode ICNNSetFromOptions(ICNN);
 PetscErrorCode ICNNSetUp(ICNN);

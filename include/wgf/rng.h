@@ -15,7 +15,8 @@ typedef enum {
   RNG_PARTICLES = 4, /* the resident particles */
   RNG_EVAL      = 5, /* evaluation samples of the metrics */
   RNG_PROBLEM   = 6, /* random problem data (the OU target) */
-  RNG_TARGET    = 7  /* samples of the exact (target) law */
+  RNG_TARGET    = 7, /* samples of the exact (target) law */
+  RNG_POOL      = 8  /* the resident minibatch pool of a JKO step */
 } RNGPurpose;
 
 /* One Philox4x32-10 block: out = philox(ctr, key). */

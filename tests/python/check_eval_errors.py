@@ -116,8 +116,8 @@ def cases(rng, tmp):
         Case("nan_value", build=lambda p, x: nan_point(x), expect=["POINTS", NON_FINITE, "point"],
              output_exists=True),
         Case("params_option_absent", options=lambda o: without(o, "-params"), expect=["-params"]),
-        Case("output_dir_missing", options=lambda o: with_value(o, "-output", os.path.join(tmp, "no_such_dir", "res.h5")),
-             expect=["OUTPUT"]),
+        Case("output_dir_missing", expect=["OUTPUT"],
+             options=lambda o: with_value(o, "-output", os.path.join(tmp, "no_such_dir", "res.h5"))),
     ]
 
 

@@ -1,0 +1,27 @@
+/* The measure along the chain: rho_0 and the maps grad psi_1, ..., grad psi_k (MATH.md secs 1, 5).
+   Samples of rho_k are x_0 ~ rho_0 pushed through the maps; log densities follow the chain; the
+   density at an arbitrary point comes from inverting the maps by damped Newton. */
+#ifndef WGF_FLOW_H
+#define WGF_FLOW_H
+
+#include <wgf/icnn.h>
+#include <wgf/metrics.h>
+#include <wgf/rng.h>
+
+typedef struct _p_Flow *Flow;
+
+PetscErrorCode FlowCreate(MPI_Comm, Flow *);
+PetscErrorCode FlowDestroy(Flow *);
+PetscErrorCode FlowSetFromOptions(Flow);
+PetscErrorCode FlowSetInitialGaussian(Flow, PetscInt, const PetscReal[], const PetscReal[]);
+PetscErrorCode FlowGetInitial(Flow, const Gaussian **);
+PetscErrorCode FlowSetNetwork(Flow, ICNN);
+PetscErrorCode FlowAddMap(Flow, const PetscReal[]);
+PetscErrorCode FlowGetNumMaps(Flow, PetscInt *);
+PetscErrorCode FlowGetMap(Flow, PetscInt, const PetscReal **);
+PetscErrorCode FlowPush(Flow, PetscInt, PetscInt, PetscInt, PetscReal[], PetscReal[]);
+PetscErrorCode FlowSample(Flow, PetscInt, uint32_t, RNGPurpose, uint32_t, uint32_t, PetscInt, PetscInt, PetscReal[], PetscReal[], PetscReal[]);
+PetscErrorCode FlowInvertMap(Flow, PetscInt, PetscInt, const PetscReal[], PetscReal[], PetscReal[], PetscBool[]);
+PetscErrorCode FlowLogDensity(Flow, PetscInt, PetscInt, const PetscReal[], PetscReal[], PetscBool[]);
+
+#endif

@@ -1,0 +1,37 @@
+/* One JKO step = one ICNN trained by data-parallel SGD (MATH.md secs 1 and 6): the identity
+   pretraining of map 0, then for each step the loss
+     J(psi) = E_{x ~ rho_k} [ 1/2 |grad psi(x) - x|^2 + h V(grad psi(x)) - (h/beta) log det Hess psi(x) ]
+   minimised by Adam over fresh minibatches of rho_k, with one MPI_Allreduce of the gradient per
+   iteration. */
+#ifndef WGF_JKO_H
+#define WGF_JKO_H
+
+#include <wgf/flow.h>
+#include <wgf/potential.h>
+#include <hdf5.h>
+
+typedef struct _p_JKO *JKO;
+
+/* What one step (or the pretraining) did: the mean loss terms over the last iteration's global
+   batch, the wall time and the rate. */
+typedef struct {
+  PetscInt  step, iters;
+  PetscReal loss, w2, potential, entropy; /* loss = w2 + potential + entropy (sec. 1, times h) */
+  PetscReal seconds, its_per_second;
+} JKOStepInfo;
+
+PetscErrorCode JKOCreate(MPI_Comm, JKO *);
+PetscErrorCode JKODestroy(JKO *);
+PetscErrorCode JKOSetFlow(JKO, Flow);
+PetscErrorCode JKOSetPotential(JKO, Potential);
+PetscErrorCode JKOSetSeed(JKO, uint32_t);
+PetscErrorCode JKOGetNetwork(JKO, ICNN *);
+PetscErrorCode JKOGetSettings(JKO, PetscInt *, PetscReal *, PetscReal *, PetscInt *);
+PetscErrorCode JKOSetFromOptions(JKO);
+PetscErrorCode JKOSetUp(JKO);
+PetscErrorCode JKOPretrain(JKO, JKOStepInfo *);
+PetscErrorCode JKOStepSolve(JKO, JKOStepInfo *);
+PetscErrorCode JKOView(JKO, PetscViewer);
+PetscErrorCode JKOWriteConfig(JKO, hid_t);
+
+#endif

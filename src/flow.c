@@ -1,0 +1,347 @@
+/* rho_0 and the chain of maps (MATH.md secs 1 and 5). The maps share one shape; one evaluator
+   network is loaded with map i's parameters when map i is applied (a copy of P numbers, small
+   next to the evaluation itself). */
+#include <wgf/flow.h>
+#include <wgf/log_events.h>
+#include <petscblaslapack.h>
+#include <math.h>
+
+struct _p_Flow {
+  MPI_Comm   comm;
+  Gaussian   rho0;
+  ICNN       net;     /* the evaluator, owned */
+  PetscInt   P;       /* parameters per map */
+  PetscInt   nmaps, cap;
+  PetscReal *maps;    /* [cap][P]: map i (1-based) at (i - 1) * P */
+  PetscInt   loaded;  /* which map the evaluator holds (0: none) */
+  PetscReal  rtol, atol;
+  PetscInt   maxit;
+  PetscInt   wcap;    /* capacity (points) of the work arrays */
+  PetscReal *wy, *wld;
+};
+
+/*
+  FlowCreate - an empty chain: set rho_0 with FlowSetInitialGaussian() and the shape of the maps
+  with FlowSetNetwork() before adding maps.
+
+  Collective
+*/
+PetscErrorCode FlowCreate(MPI_Comm comm, Flow *flow)
+{
+  Flow f;
+
+  PetscFunctionBegin;
+  PetscCall(PetscNew(&f));
+  f->comm  = comm;
+  f->rtol  = 1e-10;
+  f->atol  = 1e-12;
+  f->maxit = 50;
+  *flow    = f;
+  PetscFunctionReturn(0);
+}
+
+/* FlowDestroy - accepts NULL and leaves NULL. Collective. */
+PetscErrorCode FlowDestroy(Flow *flow)
+{
+  PetscFunctionBegin;
+  if (!flow || !*flow) PetscFunctionReturn(0);
+  PetscCall(GaussianDestroy(&(*flow)->rho0));
+  PetscCall(ICNNDestroy(&(*flow)->net));
+  PetscCall(PetscFree((*flow)->maps));
+  PetscCall(PetscFree2((*flow)->wy, (*flow)->wld));
+  PetscCall(PetscFree(*flow));
+  PetscFunctionReturn(0);
+}
+
+/*
+  FlowSetFromOptions - the inversion of MATH.md sec. 5:
+    -flow_newton_rtol r   stop when |grad psi(x) - y| <= r |y| + atol (default 1e-10)
+    -flow_newton_atol a   (default 1e-12)
+    -flow_newton_maxit n  Newton iterations before a point is reported as not converged (default 50)
+
+  Collective
+*/
+PetscErrorCode FlowSetFromOptions(Flow flow)
+{
+  PetscFunctionBegin;
+  PetscOptionsBegin(flow->comm, NULL, "Flow: inversion of the maps (MATH.md sec. 5)", "Flow");
+  PetscCall(PetscOptionsReal("-flow_newton_rtol", "Relative tolerance on |grad psi(x) - y|", "FlowInvertMap", flow->rtol, &flow->rtol, NULL));
+  PetscCall(PetscOptionsReal("-flow_newton_atol", "Absolute tolerance on |grad psi(x) - y|", "FlowInvertMap", flow->atol, &flow->atol, NULL));
+  PetscCall(PetscOptionsInt("-flow_newton_maxit", "Newton iterations before giving up on a point", "FlowInvertMap", flow->maxit, &flow->maxit, NULL));
+  PetscOptionsEnd();
+  PetscCheck(flow->rtol >= 0 && flow->atol >= 0 && flow->rtol + flow->atol > 0, flow->comm, PETSC_ERR_USER_INPUT, "-flow_newton_rtol %g and -flow_newton_atol %g must be >= 0 and not both 0", (double)flow->rtol, (double)flow->atol);
+  PetscCheck(flow->maxit >= 1, flow->comm, PETSC_ERR_USER_INPUT, "-flow_newton_maxit %" PetscInt_FMT " must be >= 1", flow->maxit);
+  PetscFunctionReturn(0);
+}
+
+/* FlowSetInitialGaussian - rho_0 = N(mu0, S0) (copied). Not Collective. */
+PetscErrorCode FlowSetInitialGaussian(Flow flow, PetscInt dim, const PetscReal mu0[], const PetscReal S0[])
+{
+  PetscFunctionBegin;
+  PetscCall(GaussianDestroy(&flow->rho0));
+  PetscCall(GaussianCreate(dim, mu0, S0, &flow->rho0));
+  PetscFunctionReturn(0);
+}
+
+/* FlowGetInitial - rho_0 (borrowed). Not Collective. */
+PetscErrorCode FlowGetInitial(Flow flow, const Gaussian **rho0)
+{
+  PetscFunctionBegin;
+  PetscCheck(flow->rho0.dim > 0, flow->comm, PETSC_ERR_ORDER, "FlowSetInitialGaussian() must come before FlowGetInitial()");
+  *rho0 = &flow->rho0;
+  PetscFunctionReturn(0);
+}
+
+/*
+  FlowSetNetwork - the shape of the maps: the flow keeps its own copy (ICNNDuplicate) of net as
+  evaluator; net itself is not referenced afterwards. Drops the maps already added.
+
+  Collective
+*/
+PetscErrorCode FlowSetNetwork(Flow flow, ICNN net)
+{
+  PetscFunctionBegin;
+  PetscCall(ICNNDestroy(&flow->net));
+  PetscCall(ICNNDuplicate(net, &flow->net));
+  PetscCall(ICNNGetNumParameters(flow->net, &flow->P));
+  flow->nmaps  = 0;
+  flow->loaded = 0;
+  PetscFunctionReturn(0);
+}
+
+/* FlowAddMap - appends map k+1 with parameters theta (copied, canonical order). Not Collective. */
+PetscErrorCode FlowAddMap(Flow flow, const PetscReal theta[])
+{
+  PetscFunctionBegin;
+  PetscCheck(flow->net, flow->comm, PETSC_ERR_ORDER, "FlowSetNetwork() must come before FlowAddMap()");
+  if (flow->nmaps == flow->cap) {
+    PetscReal *m;
+    PetscInt   cap = PetscMax(8, 2 * flow->cap);
+    PetscCall(PetscMalloc1(cap * flow->P, &m));
+    if (flow->nmaps) PetscCall(PetscArraycpy(m, flow->maps, flow->nmaps * flow->P));
+    PetscCall(PetscFree(flow->maps));
+    flow->maps = m;
+    flow->cap  = cap;
+  }
+  PetscCall(PetscArraycpy(flow->maps + flow->nmaps * flow->P, theta, flow->P));
+  flow->nmaps++;
+  PetscFunctionReturn(0);
+}
+
+PetscErrorCode FlowGetNumMaps(Flow flow, PetscInt *k)
+{
+  PetscFunctionBegin;
+  *k = flow->nmaps;
+  PetscFunctionReturn(0);
+}
+
+/* FlowGetMap - the parameters of map i, 1 <= i <= k (borrowed, read-only). Not Collective. */
+PetscErrorCode FlowGetMap(Flow flow, PetscInt i, const PetscReal **theta)
+{
+  PetscFunctionBegin;
+  PetscCheck(i >= 1 && i <= flow->nmaps, flow->comm, PETSC_ERR_ARG_OUTOFRANGE, "map %" PetscInt_FMT " does not exist (the chain has %" PetscInt_FMT ")", i, flow->nmaps);
+  *theta = flow->maps + (i - 1) * flow->P;
+  PetscFunctionReturn(0);
+}
+
+static PetscErrorCode flow_load(Flow flow, PetscInt i)
+{
+  const PetscReal *theta = NULL;
+
+  PetscFunctionBegin;
+  if (flow->loaded == i) PetscFunctionReturn(0);
+  PetscCall(FlowGetMap(flow, i, &theta));
+  PetscCall(ICNNSetParameters(flow->net, theta));
+  flow->loaded = i;
+  PetscFunctionReturn(0);
+}
+
+static PetscErrorCode flow_work(Flow flow, PetscInt n)
+{
+  PetscInt D = flow->rho0.dim;
+
+  PetscFunctionBegin;
+  if (n <= flow->wcap) PetscFunctionReturn(0);
+  PetscCall(PetscFree2(flow->wy, flow->wld));
+  PetscCall(PetscMalloc2(n * D, &flow->wy, n, &flow->wld));
+  flow->wcap = n;
+  PetscFunctionReturn(0);
+}
+
+/*
+  FlowPush - x <- grad psi_kto(... grad psi_{kfrom+1}(x)) for n points x [n][D] (in place); if
+  logrho [n] is not NULL it is carried along the chain: logrho -= log det Hess psi_i(x_{i-1})
+  (MATH.md sec. 1).
+
+  Not Collective
+*/
+PetscErrorCode FlowPush(Flow flow, PetscInt kfrom, PetscInt kto, PetscInt n, PetscReal x[], PetscReal logrho[])
+{
+  PetscInt D = flow->rho0.dim;
+
+  PetscFunctionBegin;
+  PetscCheck(kfrom >= 0 && kfrom <= kto && kto <= flow->nmaps, flow->comm, PETSC_ERR_ARG_OUTOFRANGE, "FlowPush: maps %" PetscInt_FMT "..%" PetscInt_FMT " outside the chain of %" PetscInt_FMT, kfrom + 1, kto, flow->nmaps);
+  PetscCall(flow_work(flow, n));
+  for (PetscInt i = kfrom + 1; i <= kto; i++) {
+    PetscCall(flow_load(flow, i));
+    PetscCall(ICNNEvaluate(flow->net, n, x, NULL, flow->wy, NULL, logrho ? flow->wld : NULL));
+    PetscCall(PetscArraycpy(x, flow->wy, n * D));
+    if (logrho)
+      for (PetscInt b = 0; b < n; b++) logrho[b] -= flow->wld[b];
+  }
+  PetscFunctionReturn(0);
+}
+
+/*
+  FlowSample - n samples of rho_k: x_0 = rho_0 draws addressed by (seed, purpose, step, iter,
+  global indices first ... first + n - 1) (rng.h), pushed through maps 1..k. Outputs: x0 [n][D]
+  and logrho [n] = log rho_k(x) may be NULL; x [n][D].
+
+  Not Collective
+*/
+PetscErrorCode FlowSample(Flow flow, PetscInt k, uint32_t seed, RNGPurpose purpose, uint32_t step, uint32_t iter, PetscInt first, PetscInt n, PetscReal x0[], PetscReal x[], PetscReal logrho[])
+{
+  PetscInt D = flow->rho0.dim;
+
+  PetscFunctionBegin;
+  PetscCheck(D > 0, flow->comm, PETSC_ERR_ORDER, "FlowSetInitialGaussian() must come before FlowSample()");
+  PetscCall(flow_work(flow, n));
+  PetscCall(RNGNormal(seed, purpose, step, iter, first, n, D, flow->wy));
+  PetscCall(GaussianTransform(&flow->rho0, n, flow->wy, x));
+  if (x0) PetscCall(PetscArraycpy(x0, x, n * D));
+  if (logrho) PetscCall(GaussianLogDensity(&flow->rho0, n, x, logrho));
+  PetscCall(FlowPush(flow, 0, k, n, x, logrho));
+  PetscFunctionReturn(0);
+}
+
+/*
+  FlowInvertMap - x = (grad psi_i)^{-1}(y) for n points by damped Newton on the strongly convex
+  f(x) = psi_i(x) - x . y (MATH.md sec. 5): Newton direction from the Cholesky factor of Hess psi,
+  backtracking on f, start at x = y, stop when |grad psi(x) - y| <= rtol |y| + atol. Outputs:
+  x [n][D]; logdet [n] = log det Hess psi_i(x) (may be NULL); converged [n]. A point that did
+  not converge within -flow_newton_maxit iterations is flagged, never silently accepted.
+
+  Not Collective
+*/
+PetscErrorCode FlowInvertMap(Flow flow, PetscInt i, PetscInt n, const PetscReal y[], PetscReal x[], PetscReal logdet[], PetscBool converged[])
+{
+  const PetscInt D = flow->rho0.dim, D2 = D * D;
+  PetscInt      *act, *pend, na = n;
+  PetscReal     *xa, *ya, *psi, *g, *H, *dir, *f0, *slope, *alpha, *xt, *pt;
+  PetscBLASInt   nD, one = 1, info;
+
+  PetscFunctionBegin;
+  PetscCall(flow_load(flow, i));
+  PetscCall(PetscBLASIntCast(D, &nD));
+  PetscCall(PetscMalloc6(n, &act, n, &pend, n * D, &xa, n * D, &ya, n, &psi, n * D, &g));
+  PetscCall(PetscMalloc6(n * D2, &H, n * D, &dir, n, &f0, n, &slope, n, &alpha, n * D, &xt));
+  PetscCall(PetscMalloc1(n, &pt));
+  PetscCall(PetscArraycpy(x, y, n * D));
+  for (PetscInt b = 0; b < n; b++) {
+    converged[b] = PETSC_FALSE;
+    act[b]       = b;
+  }
+  for (PetscInt it = 0; it < flow->maxit && na > 0; it++) {
+    PetscInt keep = 0, npend;
+    for (PetscInt a = 0; a < na; a++) {
+      PetscCall(PetscArraycpy(xa + a * D, x + act[a] * D, D));
+      PetscCall(PetscArraycpy(ya + a * D, y + act[a] * D, D));
+    }
+    PetscCall(ICNNEvaluate(flow->net, na, xa, psi, g, H, NULL));
+    /* residual r = grad psi(x) - y; converged points leave the active set; the others get the
+       Newton direction d = -H^{-1} r, compacted to the front (keep <= a) */
+    for (PetscInt a = 0; a < na; a++) {
+      PetscReal rn = 0, yn = 0, xy = 0, *d = dir + keep * D;
+      for (PetscInt e = 0; e < D; e++) {
+        d[e] = g[a * D + e] - ya[a * D + e];
+        rn += d[e] * d[e];
+        yn += ya[a * D + e] * ya[a * D + e];
+        xy += xa[a * D + e] * ya[a * D + e];
+      }
+      if (PetscSqrtReal(rn) <= flow->rtol * PetscSqrtReal(yn) + flow->atol) {
+        converged[act[a]] = PETSC_TRUE;
+        continue;
+      }
+      if (keep != a) {
+        act[keep] = act[a];
+        PetscCall(PetscArraycpy(xa + keep * D, xa + a * D, D));
+        PetscCall(PetscArraycpy(ya + keep * D, ya + a * D, D));
+        PetscCall(PetscArraycpy(H + keep * D2, H + a * D2, D2));
+      }
+      f0[keep]    = psi[a] - xy;
+      PetscCallBLAS("LAPACKpotrf", LAPACKpotrf_("L", &nD, H + keep * D2, &nD, &info));
+      PetscCheck(info == 0, PETSC_COMM_SELF, PETSC_ERR_CONV_FAILED, "FlowInvertMap: Hessian of map %" PetscInt_FMT " not positive definite at point %" PetscInt_FMT, i, act[keep]);
+      PetscCallBLAS("LAPACKpotrs", LAPACKpotrs_("L", &nD, &one, H + keep * D2, &nD, d, &nD, &info));
+      slope[keep] = 0; /* r . d < 0, d = -H^{-1} r */
+      for (PetscInt e = 0; e < D; e++) {
+        d[e] = -d[e];
+        slope[keep] += (g[a * D + e] - ya[keep * D + e]) * d[e];
+      }
+      alpha[keep] = 1;
+      keep++;
+    }
+    na = keep;
+    /* backtracking on f(x) = psi(x) - x . y with Armijo constant 1e-4; the slack of a few
+       rounding errors of f lets the full Newton step through near the solution */
+    for (PetscInt a = 0; a < na; a++) pend[a] = a;
+    npend = na;
+    for (PetscInt half = 0; half < 60 && npend > 0; half++) {
+      PetscInt still = 0;
+      for (PetscInt p = 0; p < npend; p++)
+        for (PetscInt e = 0; e < D; e++) xt[p * D + e] = xa[pend[p] * D + e] + alpha[pend[p]] * dir[pend[p] * D + e];
+      PetscCall(ICNNEvaluate(flow->net, npend, xt, pt, NULL, NULL, NULL));
+      for (PetscInt p = 0; p < npend; p++) {
+        PetscInt  q  = pend[p];
+        PetscReal ft = pt[p], xy = 0;
+        for (PetscInt e = 0; e < D; e++) xy += xt[p * D + e] * ya[q * D + e];
+        ft -= xy;
+        if (ft <= f0[q] + 1e-4 * alpha[q] * slope[q] + 1e-13 * (1 + PetscAbsReal(f0[q]))) PetscCall(PetscArraycpy(x + act[q] * D, xt + p * D, D));
+        else {
+          alpha[q] *= 0.5;
+          pend[still++] = q;
+        }
+      }
+      npend = still;
+    }
+  }
+  if (logdet) PetscCall(ICNNEvaluate(flow->net, n, x, NULL, NULL, NULL, logdet));
+  PetscCall(PetscFree6(act, pend, xa, ya, psi, g));
+  PetscCall(PetscFree6(H, dir, f0, slope, alpha, xt));
+  PetscCall(PetscFree(pt));
+  PetscFunctionReturn(0);
+}
+
+/*
+  FlowLogDensity - log rho_k(y) at n arbitrary points y [n][D] (MATH.md sec. 5): invert maps
+  k, ..., 1, then log rho_k(y) = log rho_0(x_0) - sum_i log det Hess psi_i(x_{i-1}). A point where
+  any inversion did not converge gets converged = PETSC_FALSE and logrho = NaN, never a number.
+
+  Not Collective
+*/
+PetscErrorCode FlowLogDensity(Flow flow, PetscInt k, PetscInt n, const PetscReal y[], PetscReal logrho[], PetscBool converged[])
+{
+  const PetscInt D = flow->rho0.dim;
+  PetscReal     *x, *xp, *ld, *sum;
+  PetscBool     *ci;
+
+  PetscFunctionBegin;
+  PetscCheck(k >= 0 && k <= flow->nmaps, flow->comm, PETSC_ERR_ARG_OUTOFRANGE, "FlowLogDensity: rho_%" PetscInt_FMT " asked, the chain has %" PetscInt_FMT " maps", k, flow->nmaps);
+  PetscCall(PetscMalloc5(n * D, &x, n * D, &xp, n, &ld, n, &sum, n, &ci));
+  PetscCall(PetscArraycpy(x, y, n * D));
+  for (PetscInt b = 0; b < n; b++) {
+    sum[b]       = 0;
+    converged[b] = PETSC_TRUE;
+  }
+  for (PetscInt i = k; i >= 1; i--) {
+    PetscCall(FlowInvertMap(flow, i, n, x, xp, ld, ci));
+    for (PetscInt b = 0; b < n; b++) {
+      sum[b] += ld[b];
+      if (!ci[b]) converged[b] = PETSC_FALSE;
+    }
+    PetscCall(PetscArraycpy(x, xp, n * D));
+  }
+  PetscCall(GaussianLogDensity(&flow->rho0, n, x, logrho));
+  for (PetscInt b = 0; b < n; b++) logrho[b] = converged[b] ? logrho[b] - sum[b] : (PetscReal)NAN;
+  PetscCall(PetscFree5(x, xp, ld, sum, ci));
+  PetscFunctionReturn(0);
+}

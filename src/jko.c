@@ -1,0 +1,510 @@
+/* JKO steps by data-parallel Adam (MATH.md secs 1 and 6). Every rank draws its slice of the
+   global batch from the counter-based generator, computes its share of the gradient with the
+   reverse sweep, and one MPI_Allreduce (gradient and loss terms together) gives every rank the
+   same sum; Adam and convexify then run identically everywhere. */
+#include <wgf/jko.h>
+#include <wgf/log_events.h>
+#include <wgf/util.h>
+#include <wgf/h5io.h>
+#include <petscblaslapack.h>
+#include <petsctime.h>
+
+#define JKO_MAX_SCHEDULE 32
+
+struct _p_JKO {
+  MPI_Comm  comm;
+  Flow      flow;  /* borrowed */
+  Potential V;     /* borrowed */
+  ICNN      net;   /* the map being trained, owned; options -icnn_* */
+  uint32_t  seed;
+  PetscInt  steps, iters, batch, monitor_every, pool;
+  PetscReal h, beta, lr, beta1, beta2, wd, eps;
+  PetscInt  nsched;                 /* piecewise-constant learning rate over steps */
+  PetscReal sched[2 * JKO_MAX_SCHEDULE]; /* pairs (first step, lr) */
+  PetscInt  pre_iters;
+  PetscReal pre_lr, pre_tol;
+  PetscBool setupcalled;
+
+  PetscInt   D, P, start, n; /* this rank's rows [start, start + n) of the global batch */
+  PetscReal *grad;           /* [P + 4]: gradient sum, the three loss terms, an error flag: one allreduce */
+  PetscReal *m, *v;          /* Adam moments */
+  PetscReal *x;              /* [n][D] this rank's minibatch */
+  PetscReal *pool_x;         /* [pool][D] resident particles of rho_k (replicated), or NULL */
+  PetscReal *vbuf, *gvbuf;   /* [chunk], [chunk][D]: V and grad V at y */
+  PetscReal *u;              /* [n] uniforms choosing pool rows */
+  PetscInt   pool_step;      /* the k whose samples pool_x holds */
+};
+
+/*
+  JKOCreate - a JKO solver with the paper's OU settings as defaults (MATH.md secs 6 and 8).
+
+  Collective
+*/
+PetscErrorCode JKOCreate(MPI_Comm comm, JKO *jko)
+{
+  JKO j;
+
+  PetscFunctionBegin;
+  PetscCall(WGFLogEventsRegister());
+  PetscCall(PetscNew(&j));
+  j->comm      = comm;
+  j->seed      = 0;
+  j->steps     = 20;
+  j->iters     = 500;
+  j->batch     = 1024;
+  j->h         = 0.05;
+  j->beta      = 1;
+  j->lr        = 5e-3;
+  j->beta1     = 0.9;
+  j->beta2     = 0.999;
+  j->wd        = 1e-9;
+  j->eps       = 1e-8;
+  j->pre_iters = 4000;
+  j->pre_lr    = 5e-3;
+  j->pre_tol   = 1e-5;
+  j->pool_step = -1;
+  PetscCall(ICNNCreate(comm, &j->net));
+  *jko = j;
+  PetscFunctionReturn(0);
+}
+
+/* JKODestroy - accepts NULL and leaves NULL. Collective. */
+PetscErrorCode JKODestroy(JKO *jko)
+{
+  PetscFunctionBegin;
+  if (!jko || !*jko) PetscFunctionReturn(0);
+  PetscCall(ICNNDestroy(&(*jko)->net));
+  PetscCall(PetscFree4((*jko)->grad, (*jko)->m, (*jko)->v, (*jko)->x));
+  PetscCall(PetscFree2((*jko)->vbuf, (*jko)->gvbuf));
+  PetscCall(PetscFree2((*jko)->pool_x, (*jko)->u));
+  PetscCall(PetscFree(*jko));
+  PetscFunctionReturn(0);
+}
+
+/* JKOSetFlow - the chain the steps extend (borrowed: it must outlive the solver). */
+PetscErrorCode JKOSetFlow(JKO jko, Flow flow)
+{
+  PetscFunctionBegin;
+  jko->flow = flow;
+  PetscFunctionReturn(0);
+}
+
+/* JKOSetPotential - V of the free energy (borrowed). */
+PetscErrorCode JKOSetPotential(JKO jko, Potential V)
+{
+  PetscFunctionBegin;
+  jko->V = V;
+  PetscFunctionReturn(0);
+}
+
+/* JKOSetSeed - the seed of every random number of the solver (rng.h). */
+PetscErrorCode JKOSetSeed(JKO jko, uint32_t seed)
+{
+  PetscFunctionBegin;
+  jko->seed = seed;
+  PetscFunctionReturn(0);
+}
+
+/* JKOGetNetwork - the map being trained (borrowed). */
+PetscErrorCode JKOGetNetwork(JKO jko, ICNN *net)
+{
+  PetscFunctionBegin;
+  *net = jko->net;
+  PetscFunctionReturn(0);
+}
+
+/* JKOGetSettings - -jko_steps, -jko_h, -jko_beta and -jko_iters in effect; any may be NULL. */
+PetscErrorCode JKOGetSettings(JKO jko, PetscInt *steps, PetscReal *h, PetscReal *beta, PetscInt *iters)
+{
+  PetscFunctionBegin;
+  if (steps) *steps = jko->steps;
+  if (h) *h = jko->h;
+  if (beta) *beta = jko->beta;
+  if (iters) *iters = jko->iters;
+  PetscFunctionReturn(0);
+}
+
+/*
+  JKOSetFromOptions - reads the solver's options (and the network's, -icnn_*):
+    -jko_steps K            number of JKO steps (20)
+    -jko_iters N            Adam iterations per step (500)
+    -jko_h h                time step (0.05)
+    -jko_beta b             inverse temperature of the free energy (1)
+    -jko_batch B            global minibatch, split over the ranks (1024)
+    -jko_lr lr              Adam learning rate (5e-3)
+    -jko_lr_schedule k1,lr1,k2,lr2,...  from step k1 on use lr1, from k2 on lr2, ... (none)
+    -jko_adam_beta1, -jko_adam_beta2, -jko_adam_eps, -jko_weight_decay  (0.9, 0.999, 1e-8, 1e-9)
+    -jko_pretrain_iters N   identity pretraining of map 0, at most N iterations (4000)
+    -jko_pretrain_lr lr     its learning rate (5e-3)
+    -jko_pretrain_tol t     stop it when the loss is below t (1e-5)
+    -jko_pool N             draw minibatches from a resident pool of N particles of rho_k,
+                            pushed once per step, instead of fresh draws through the chain (0: off)
+    -jko_monitor_every M    print the loss every M iterations (0: once per step)
+
+  Collective
+*/
+PetscErrorCode JKOSetFromOptions(JKO jko)
+{
+  PetscInt nsched = 2 * JKO_MAX_SCHEDULE;
+
+  PetscFunctionBegin;
+  PetscCall(ICNNSetFromOptions(jko->net));
+  PetscOptionsBegin(jko->comm, NULL, "JKO steps (MATH.md secs 1, 6)", "JKO");
+  PetscCall(PetscOptionsInt("-jko_steps", "Number of JKO steps", "JKOStepSolve", jko->steps, &jko->steps, NULL));
+  PetscCall(PetscOptionsInt("-jko_iters", "Adam iterations per step", "JKOStepSolve", jko->iters, &jko->iters, NULL));
+  PetscCall(PetscOptionsReal("-jko_h", "Time step h", "JKOStepSolve", jko->h, &jko->h, NULL));
+  PetscCall(PetscOptionsReal("-jko_beta", "Inverse temperature beta", "JKOStepSolve", jko->beta, &jko->beta, NULL));
+  PetscCall(PetscOptionsInt("-jko_batch", "Global minibatch size", "JKOStepSolve", jko->batch, &jko->batch, NULL));
+  PetscCall(PetscOptionsReal("-jko_lr", "Adam learning rate", "JKOStepSolve", jko->lr, &jko->lr, NULL));
+  PetscCall(PetscOptionsRealArray("-jko_lr_schedule", "Pairs first_step,lr of a piecewise-constant learning rate", "JKOStepSolve", jko->sched, &nsched, NULL));
+  PetscCall(PetscOptionsReal("-jko_adam_beta1", "Adam beta1", "JKOStepSolve", jko->beta1, &jko->beta1, NULL));
+  PetscCall(PetscOptionsReal("-jko_adam_beta2", "Adam beta2", "JKOStepSolve", jko->beta2, &jko->beta2, NULL));
+  PetscCall(PetscOptionsReal("-jko_adam_eps", "Adam epsilon", "JKOStepSolve", jko->eps, &jko->eps, NULL));
+  PetscCall(PetscOptionsReal("-jko_weight_decay", "Adam weight decay (added to the gradient)", "JKOStepSolve", jko->wd, &jko->wd, NULL));
+  PetscCall(PetscOptionsInt("-jko_pretrain_iters", "Identity pretraining: maximum iterations", "JKOPretrain", jko->pre_iters, &jko->pre_iters, NULL));
+  PetscCall(PetscOptionsReal("-jko_pretrain_lr", "Identity pretraining: learning rate", "JKOPretrain", jko->pre_lr, &jko->pre_lr, NULL));
+  PetscCall(PetscOptionsReal("-jko_pretrain_tol", "Identity pretraining: stop below this loss", "JKOPretrain", jko->pre_tol, &jko->pre_tol, NULL));
+  PetscCall(PetscOptionsInt("-jko_pool", "Resident pool of rho_k particles for the minibatches (0: fresh draws)", "JKOStepSolve", jko->pool, &jko->pool, NULL));
+  PetscCall(PetscOptionsInt("-jko_monitor_every", "Print the loss every M iterations (0: per step)", "JKOStepSolve", jko->monitor_every, &jko->monitor_every, NULL));
+  PetscOptionsEnd();
+  if (nsched == 2 * JKO_MAX_SCHEDULE && jko->nsched == 0) nsched = 0; /* option not given */
+  PetscCheck(nsched % 2 == 0, jko->comm, PETSC_ERR_USER_INPUT, "-jko_lr_schedule needs pairs first_step,lr; %" PetscInt_FMT " numbers given", nsched);
+  jko->nsched = nsched / 2;
+  for (PetscInt i = 0; i < jko->nsched; i++) {
+    PetscCheck(jko->sched[2 * i + 1] > 0, jko->comm, PETSC_ERR_USER_INPUT, "-jko_lr_schedule: learning rate %g must be > 0", (double)jko->sched[2 * i + 1]);
+    PetscCheck(i == 0 || jko->sched[2 * i] > jko->sched[2 * i - 2], jko->comm, PETSC_ERR_USER_INPUT, "-jko_lr_schedule: steps must increase");
+  }
+  PetscCheck(jko->steps >= 0, jko->comm, PETSC_ERR_USER_INPUT, "-jko_steps %" PetscInt_FMT " must be >= 0", jko->steps);
+  PetscCheck(jko->iters >= 1, jko->comm, PETSC_ERR_USER_INPUT, "-jko_iters %" PetscInt_FMT " must be >= 1", jko->iters);
+  PetscCheck(jko->h > 0, jko->comm, PETSC_ERR_USER_INPUT, "-jko_h %g must be > 0", (double)jko->h);
+  PetscCheck(jko->beta > 0, jko->comm, PETSC_ERR_USER_INPUT, "-jko_beta %g must be > 0", (double)jko->beta);
+  PetscCheck(jko->batch >= 1, jko->comm, PETSC_ERR_USER_INPUT, "-jko_batch %" PetscInt_FMT " must be >= 1", jko->batch);
+  PetscCheck(jko->lr > 0, jko->comm, PETSC_ERR_USER_INPUT, "-jko_lr %g must be > 0", (double)jko->lr);
+  PetscCheck(jko->pre_lr > 0, jko->comm, PETSC_ERR_USER_INPUT, "-jko_pretrain_lr %g must be > 0", (double)jko->pre_lr);
+  PetscCheck(jko->pre_iters >= 0, jko->comm, PETSC_ERR_USER_INPUT, "-jko_pretrain_iters %" PetscInt_FMT " must be >= 0", jko->pre_iters);
+  PetscCheck(jko->beta1 >= 0 && jko->beta1 < 1 && jko->beta2 >= 0 && jko->beta2 < 1, jko->comm, PETSC_ERR_USER_INPUT, "-jko_adam_beta1 %g and -jko_adam_beta2 %g must be in [0, 1)", (double)jko->beta1, (double)jko->beta2);
+  PetscCheck(jko->eps > 0 && jko->wd >= 0, jko->comm, PETSC_ERR_USER_INPUT, "-jko_adam_eps %g must be > 0 and -jko_weight_decay %g >= 0", (double)jko->eps, (double)jko->wd);
+  PetscCheck(jko->pool >= 0, jko->comm, PETSC_ERR_USER_INPUT, "-jko_pool %" PetscInt_FMT " must be >= 0", jko->pool);
+  PetscCheck(jko->monitor_every >= 0, jko->comm, PETSC_ERR_USER_INPUT, "-jko_monitor_every %" PetscInt_FMT " must be >= 0", jko->monitor_every);
+  PetscFunctionReturn(0);
+}
+
+/*
+  JKOSetUp - sizes the network to rho_0's dimension, initialises it (paper's initialisation from
+  the seed, identical on every rank), gives the flow the shape of the maps, allocates the
+  buffers. Idempotent.
+
+  Collective
+*/
+PetscErrorCode JKOSetUp(JKO jko)
+{
+  const Gaussian *rho0;
+  const PetscInt *widths;
+  PetscInt        nl, rank, chunk, VD;
+  PetscRandom     rnd;
+
+  PetscFunctionBegin;
+  if (jko->setupcalled) PetscFunctionReturn(0);
+  PetscCheck(jko->flow && jko->V, jko->comm, PETSC_ERR_ORDER, "JKOSetFlow() and JKOSetPotential() must come before JKOSetUp()");
+  PetscCall(FlowGetInitial(jko->flow, &rho0));
+  PetscCall(PotentialGetDimension(jko->V, &VD));
+  PetscCheck(VD == rho0->dim, jko->comm, PETSC_ERR_ARG_SIZ, "the potential has dimension %" PetscInt_FMT " but rho_0 has %" PetscInt_FMT, VD, rho0->dim);
+  jko->D = rho0->dim;
+  PetscCall(ICNNGetShape(jko->net, NULL, &nl, &widths, &rank));
+  PetscCall(ICNNSetShape(jko->net, jko->D, nl, widths, rank));
+  PetscCall(PetscRandomCreate(PETSC_COMM_SELF, &rnd));
+  PetscCall(PetscRandomSetSeed(rnd, (unsigned long)jko->seed + 1));
+  PetscCall(PetscRandomSeed(rnd));
+  PetscCall(ICNNInitialize(jko->net, rnd));
+  PetscCall(PetscRandomDestroy(&rnd));
+  PetscCall(FlowSetNetwork(jko->flow, jko->net));
+  PetscCall(ICNNGetNumParameters(jko->net, &jko->P));
+  PetscCall(ICNNGetChunkSize(jko->net, &chunk));
+  PetscCall(WGFSplitRows(jko->comm, jko->batch, &jko->start, &jko->n));
+  PetscCall(PetscMalloc4(jko->P + 4, &jko->grad, jko->P, &jko->m, jko->P, &jko->v, jko->n * jko->D, &jko->x));
+  PetscCall(PetscMalloc2(chunk, &jko->vbuf, chunk * jko->D, &jko->gvbuf));
+  if (jko->pool) PetscCall(PetscMalloc2(jko->pool * jko->D, &jko->pool_x, jko->n, &jko->u));
+  jko->setupcalled = PETSC_TRUE;
+  PetscFunctionReturn(0);
+}
+
+/* ---------------------------------------------------------------- seeds of the sweep */
+
+typedef struct {
+  JKO       jko;
+  PetscReal scale;            /* 1 / global batch: the losses are means */
+  PetscReal w2, pot, ent;     /* this rank's share of the loss terms */
+} JKOSeedCtx;
+
+/* The JKO loss of MATH.md sec. 1 and its seeds (sec. 4), scaled by 1/B:
+   psibar = 0, ybar = (y - x) + h grad V(y), Hbar = -(h/beta) H^{-1}. */
+static PetscErrorCode jko_seed(void *ctx, PetscInt start, PetscInt n, PetscInt D, const PetscReal *x, const PetscReal *psi, const PetscReal *y, const PetscReal *H, const PetscReal *L, const PetscReal *logdet, PetscReal *psibar, PetscReal *ybar, PetscReal *Hbar)
+{
+  JKOSeedCtx  *c   = (JKOSeedCtx *)ctx;
+  JKO          jko = c->jko;
+  PetscReal    h = jko->h, hb = jko->h / jko->beta, sc = c->scale;
+  PetscBLASInt nD, info;
+
+  PetscFunctionBegin;
+  (void)start, (void)psi, (void)H;
+  PetscCall(PotentialEvaluate(jko->V, n, y, jko->vbuf, jko->gvbuf));
+  PetscCall(PetscBLASIntCast(D, &nD));
+  for (PetscInt b = 0; b < n; b++) {
+    PetscReal *Hb = Hbar + b * D * D, w2 = 0;
+    psibar[b]     = 0;
+    for (PetscInt d = 0; d < D; d++) {
+      PetscReal dy    = y[b * D + d] - x[b * D + d];
+      w2             += dy * dy;
+      ybar[b * D + d] = sc * (dy + h * jko->gvbuf[b * D + d]);
+    }
+    c->w2 += 0.5 * sc * w2;
+    c->pot += sc * h * jko->vbuf[b];
+    c->ent -= sc * hb * logdet[b];
+    /* H^{-1} from the Cholesky factor; dpotri fills the lower triangle (column-major) */
+    PetscCall(PetscArraycpy(Hb, L + b * D * D, D * D));
+    PetscCallBLAS("LAPACKpotri", LAPACKpotri_("L", &nD, Hb, &nD, &info));
+    PetscCheck(info == 0, PETSC_COMM_SELF, PETSC_ERR_LIB, "JKO: dpotri failed (info %d) at point %" PetscInt_FMT, (int)info, start + b);
+    for (PetscInt i = 0; i < D; i++)
+      for (PetscInt j = 0; j <= i; j++) Hb[j * D + i] = Hb[i * D + j] = -sc * hb * Hb[j * D + i];
+  }
+  PetscFunctionReturn(0);
+}
+
+/* The identity pretraining (MATH.md sec. 6): loss = mean over the batch and the D coordinates
+   of (y - x)^2, seeds psibar = 0, ybar = 2 (y - x) / (B D); no Hessian. */
+static PetscErrorCode jko_pretrain_seed(void *ctx, PetscInt start, PetscInt n, PetscInt D, const PetscReal *x, const PetscReal *psi, const PetscReal *y, const PetscReal *H, const PetscReal *L, const PetscReal *logdet, PetscReal *psibar, PetscReal *ybar, PetscReal *Hbar)
+{
+  JKOSeedCtx *c  = (JKOSeedCtx *)ctx;
+  PetscReal   sc = c->scale / D;
+
+  PetscFunctionBegin;
+  (void)start, (void)psi, (void)H, (void)L, (void)logdet, (void)Hbar;
+  for (PetscInt b = 0; b < n; b++) {
+    psibar[b] = 0;
+    for (PetscInt d = 0; d < D; d++) {
+      PetscReal dy    = y[b * D + d] - x[b * D + d];
+      c->w2          += sc * dy * dy;
+      ybar[b * D + d] = 2 * sc * dy;
+    }
+  }
+  PetscFunctionReturn(0);
+}
+
+/* ---------------------------------------------------------------- one iteration */
+
+/* Adam as in PyTorch (MATH.md sec. 6): weight decay added to the gradient, bias-corrected
+   moments; t counts from 1. Then convexify. */
+static PetscErrorCode jko_adam(JKO jko, PetscReal lr, PetscInt t)
+{
+  PetscReal *theta, c1 = 1 - PetscPowRealInt(jko->beta1, t), c2 = 1 - PetscPowRealInt(jko->beta2, t);
+
+  PetscFunctionBegin;
+  PetscCall(ICNNGetParameters(jko->net, &theta));
+  for (PetscInt i = 0; i < jko->P; i++) {
+    PetscReal g = jko->grad[i] + jko->wd * theta[i];
+    jko->m[i]   = jko->beta1 * jko->m[i] + (1 - jko->beta1) * g;
+    jko->v[i]   = jko->beta2 * jko->v[i] + (1 - jko->beta2) * g * g;
+    theta[i] -= lr * (jko->m[i] / c1) / (PetscSqrtReal(jko->v[i] / c2) + jko->eps);
+  }
+  PetscCall(ICNNConvexify(jko->net));
+  PetscFunctionReturn(0);
+}
+
+/* This rank's slice of the global minibatch of iteration it of step `step` from rho_k: fresh
+   draws x_0 pushed through maps 1..k, or rows of the resident pool chosen by uniform draws. */
+static PetscErrorCode jko_minibatch(JKO jko, RNGPurpose purpose, PetscInt k, PetscInt step, PetscInt it)
+{
+  PetscFunctionBegin;
+  PetscCall(PetscLogEventBegin(WGF_Sample, 0, 0, 0, 0));
+  if (!jko->pool) PetscCall(FlowSample(jko->flow, k, jko->seed, purpose, (uint32_t)step, (uint32_t)it, jko->start, jko->n, NULL, jko->x, NULL));
+  else {
+    if (jko->pool_step != k) { /* the pool of rho_k: the same global rows on every rank */
+      PetscCall(FlowSample(jko->flow, k, jko->seed, RNG_POOL, (uint32_t)k, 0, 0, jko->pool, NULL, jko->pool_x, NULL));
+      jko->pool_step = k;
+    }
+    PetscCall(RNGUniform(jko->seed, purpose, (uint32_t)step, (uint32_t)it, jko->start, jko->n, 1, jko->u));
+    for (PetscInt b = 0; b < jko->n; b++) {
+      PetscInt row = PetscMin(jko->pool - 1, (PetscInt)(jko->u[b] * jko->pool));
+      PetscCall(PetscArraycpy(jko->x + b * jko->D, jko->pool_x + row * jko->D, jko->D));
+    }
+  }
+  PetscCall(PetscLogEventEnd(WGF_Sample, 0, 0, 0, 0));
+  PetscFunctionReturn(0);
+}
+
+/* This rank's part of an iteration: its minibatch and its share of the gradient and loss terms
+   into grad [P + 3]. */
+static PetscErrorCode jko_local(JKO jko, PetscBool pretrain, PetscInt k, PetscInt step, PetscInt it)
+{
+  JKOSeedCtx c = {jko, 1.0 / jko->batch, 0, 0, 0};
+
+  PetscFunctionBegin;
+  PetscCall(jko_minibatch(jko, pretrain ? RNG_PRETRAIN : RNG_BATCH, k, step, it));
+  PetscCall(PetscArrayzero(jko->grad, jko->P));
+  if (pretrain) PetscCall(ICNNGradientFirstOrder(jko->net, jko->n, jko->x, jko_pretrain_seed, &c, jko->grad));
+  else PetscCall(ICNNGradient(jko->net, jko->n, jko->x, jko_seed, &c, jko->grad));
+  jko->grad[jko->P]     = c.w2;
+  jko->grad[jko->P + 1] = c.pot;
+  jko->grad[jko->P + 2] = c.ent;
+  PetscFunctionReturn(0);
+}
+
+/* One iteration: the local part, then ONE allreduce of gradient, loss terms and an error flag
+   (a rank whose local part failed, e.g. on a non-finite point, stops every rank instead of
+   leaving them waiting), then Adam and convexify. */
+static PetscErrorCode jko_iteration(JKO jko, PetscBool pretrain, PetscInt k, PetscInt step, PetscInt it, PetscReal lr, JKOStepInfo *info)
+{
+  PetscErrorCode lerr;
+
+  PetscFunctionBegin;
+  lerr                  = jko_local(jko, pretrain, k, step, it);
+  jko->grad[jko->P + 3] = lerr ? 1 : 0;
+  PetscCall(PetscLogEventBegin(WGF_Allreduce, 0, 0, 0, 0));
+  PetscCallMPI(MPI_Allreduce(MPI_IN_PLACE, jko->grad, (PetscMPIInt)(jko->P + 4), MPIU_REAL, MPI_SUM, jko->comm));
+  PetscCall(PetscLogEventEnd(WGF_Allreduce, 0, 0, 0, 0));
+  PetscCheck(jko->grad[jko->P + 3] == 0, jko->comm, PETSC_ERR_LIB, "JKO step %" PetscInt_FMT ", iteration %" PetscInt_FMT ": the gradient failed on %d rank(s) (see the message above)", step, it, (int)jko->grad[jko->P + 3]);
+  PetscCall(PetscLogEventBegin(WGF_Adam, 0, 0, 0, 0));
+  PetscCall(jko_adam(jko, lr, it + 1));
+  PetscCall(PetscLogEventEnd(WGF_Adam, 0, 0, 0, 0));
+  info->w2        = jko->grad[jko->P];
+  info->potential = jko->grad[jko->P + 1];
+  info->entropy   = jko->grad[jko->P + 2];
+  info->loss      = info->w2 + info->potential + info->entropy;
+  info->iters     = it + 1;
+  PetscCheck(!PetscIsInfOrNanReal(info->loss), jko->comm, PETSC_ERR_FP, "JKO step %" PetscInt_FMT ", iteration %" PetscInt_FMT ": the loss is not finite (W2 term %g, potential term %g, entropy term %g)", step, it, (double)info->w2, (double)info->potential, (double)info->entropy);
+  PetscFunctionReturn(0);
+}
+
+static PetscErrorCode jko_monitor(JKO jko, const char *what, PetscInt it, const JKOStepInfo *info)
+{
+  PetscFunctionBegin;
+  if (jko->monitor_every && (it + 1) % jko->monitor_every == 0) PetscCall(PetscPrintf(jko->comm, "  %s iteration %" PetscInt_FMT ": loss %.6e (W2 %.6e, V %.6e, entropy %.6e)\n", what, it + 1, (double)info->loss, (double)info->w2, (double)info->potential, (double)info->entropy));
+  PetscFunctionReturn(0);
+}
+
+/*
+  JKOPretrain - map 0: trains the network so that grad psi(x) = x on rho_0 (MATH.md sec. 6), at
+  most -jko_pretrain_iters Adam iterations, stopping when the loss is below -jko_pretrain_tol.
+  The network then holds the warm start of step 1.
+
+  Collective
+*/
+PetscErrorCode JKOPretrain(JKO jko, JKOStepInfo *info)
+{
+  PetscLogDouble t0, t1;
+  JKOStepInfo    inf = {0};
+
+  PetscFunctionBegin;
+  PetscCall(JKOSetUp(jko));
+  PetscCall(PetscTime(&t0));
+  PetscCall(PetscArrayzero(jko->m, jko->P));
+  PetscCall(PetscArrayzero(jko->v, jko->P));
+  for (PetscInt it = 0; it < jko->pre_iters; it++) {
+    PetscCall(jko_iteration(jko, PETSC_TRUE, 0, 0, it, jko->pre_lr, &inf));
+    PetscCall(jko_monitor(jko, "pretraining", it, &inf));
+    if (inf.loss < jko->pre_tol) break; /* the same value on every rank: all stop together */
+  }
+  PetscCall(PetscTime(&t1));
+  inf.step           = 0;
+  inf.seconds        = t1 - t0;
+  inf.its_per_second = inf.iters / PetscMax(inf.seconds, 1e-12);
+  PetscCall(PetscPrintf(jko->comm, "pretraining (map 0 = identity): %" PetscInt_FMT " iterations, loss %.3e, %.2f s, %.1f it/s\n", inf.iters, (double)inf.loss, inf.seconds, inf.its_per_second));
+  if (info) *info = inf;
+  PetscFunctionReturn(0);
+}
+
+static PetscReal jko_learning_rate(JKO jko, PetscInt step)
+{
+  PetscReal lr = jko->lr;
+  for (PetscInt i = 0; i < jko->nsched; i++)
+    if (step >= (PetscInt)jko->sched[2 * i]) lr = jko->sched[2 * i + 1];
+  return lr;
+}
+
+/*
+  JKOStepSolve - step k+1 from the chain's k maps: warm start from the current network, fresh
+  Adam moments, -jko_iters iterations on minibatches of rho_k, then the map is appended to the
+  flow. Prints one monitor line.
+
+  Collective
+*/
+PetscErrorCode JKOStepSolve(JKO jko, JKOStepInfo *info)
+{
+  PetscLogDouble t0, t1;
+  JKOStepInfo    inf = {0};
+  PetscInt       k;
+  PetscReal     *theta, lr;
+
+  PetscFunctionBegin;
+  PetscCall(JKOSetUp(jko));
+  PetscCall(FlowGetNumMaps(jko->flow, &k));
+  lr = jko_learning_rate(jko, k + 1);
+  PetscCall(PetscTime(&t0));
+  PetscCall(PetscArrayzero(jko->m, jko->P));
+  PetscCall(PetscArrayzero(jko->v, jko->P));
+  for (PetscInt it = 0; it < jko->iters; it++) {
+    PetscCall(jko_iteration(jko, PETSC_FALSE, k, k + 1, it, lr, &inf));
+    PetscCall(jko_monitor(jko, "JKO", it, &inf));
+  }
+  PetscCall(ICNNGetParameters(jko->net, &theta));
+  PetscCall(FlowAddMap(jko->flow, theta));
+  PetscCall(PetscTime(&t1));
+  inf.step           = k + 1;
+  inf.seconds        = t1 - t0;
+  inf.its_per_second = inf.iters / PetscMax(inf.seconds, 1e-12);
+  PetscCall(PetscPrintf(jko->comm, "step %3" PetscInt_FMT "  t = %.4f  loss %.6e (W2 %.4e, V %.4e, entropy %.4e)  lr %.1e  %.2f s  %.1f it/s\n", inf.step, (double)(inf.step * jko->h), (double)inf.loss, (double)inf.w2, (double)inf.potential, (double)inf.entropy, (double)lr, inf.seconds, inf.its_per_second));
+  if (info) *info = inf;
+  PetscFunctionReturn(0);
+}
+
+/* JKOView - the settings in effect. Collective. */
+PetscErrorCode JKOView(JKO jko, PetscViewer viewer)
+{
+  PetscMPIInt size;
+
+  PetscFunctionBegin;
+  if (!viewer) PetscCall(PetscViewerASCIIGetStdout(jko->comm, &viewer));
+  PetscCallMPI(MPI_Comm_size(jko->comm, &size));
+  PetscCall(PetscViewerASCIIPrintf(viewer, "JKO: %" PetscInt_FMT " steps of h = %g (beta %g), %" PetscInt_FMT " Adam iterations each, global batch %" PetscInt_FMT " on %d ranks, lr %g, pretraining %" PetscInt_FMT " iterations, minibatches %s\n", jko->steps, (double)jko->h, (double)jko->beta, jko->iters, jko->batch, size, (double)jko->lr, jko->pre_iters, jko->pool ? "from a resident pool" : "fresh through the chain"));
+  PetscCall(ICNNView(jko->net, viewer));
+  PetscFunctionReturn(0);
+}
+
+/* JKOWriteConfig - the solver's settings in effect as attributes of group (the /config of the
+   checkpoints, ARCHITECTURE.md "Files"). Collective. */
+PetscErrorCode JKOWriteConfig(JKO jko, hid_t group)
+{
+  char buf[64];
+
+  PetscFunctionBegin;
+#define JKO_ATTR(name, fmt, val) \
+  do { \
+    PetscCall(PetscSNPrintf(buf, sizeof(buf), fmt, val)); \
+    PetscCall(H5IOWriteAttrString(group, name, buf)); \
+  } while (0)
+  JKO_ATTR("jko_steps", "%" PetscInt_FMT, jko->steps);
+  JKO_ATTR("jko_iters", "%" PetscInt_FMT, jko->iters);
+  JKO_ATTR("jko_h", "%.17g", (double)jko->h);
+  JKO_ATTR("jko_beta", "%.17g", (double)jko->beta);
+  JKO_ATTR("jko_batch", "%" PetscInt_FMT, jko->batch);
+  JKO_ATTR("jko_lr", "%.17g", (double)jko->lr);
+  JKO_ATTR("jko_adam_beta1", "%.17g", (double)jko->beta1);
+  JKO_ATTR("jko_adam_beta2", "%.17g", (double)jko->beta2);
+  JKO_ATTR("jko_adam_eps", "%.17g", (double)jko->eps);
+  JKO_ATTR("jko_weight_decay", "%.17g", (double)jko->wd);
+  JKO_ATTR("jko_pretrain_iters", "%" PetscInt_FMT, jko->pre_iters);
+  JKO_ATTR("jko_pretrain_lr", "%.17g", (double)jko->pre_lr);
+  JKO_ATTR("jko_pretrain_tol", "%.17g", (double)jko->pre_tol);
+  JKO_ATTR("jko_pool", "%" PetscInt_FMT, jko->pool);
+  JKO_ATTR("seed", "%u", (unsigned)jko->seed);
+#undef JKO_ATTR
+  {
+    char sched[1024] = "";
+    for (PetscInt i = 0; i < jko->nsched; i++) {
+      PetscCall(PetscSNPrintf(buf, sizeof(buf), "%s%g,%g", i ? "," : "", (double)jko->sched[2 * i], (double)jko->sched[2 * i + 1]));
+      PetscCall(PetscStrlcat(sched, buf, sizeof(sched)));
+    }
+    PetscCall(H5IOWriteAttrString(group, "jko_lr_schedule", sched));
+  }
+  PetscFunctionReturn(0);
+}
