@@ -297,13 +297,7 @@ PetscErrorCode H5IOReadRows(hid_t file, const char fname[], const char path[], P
   PetscFunctionReturn(0);
 }
 
-/*
-  H5IOWriteRows - creates the float64 dataset path (ndims, dims; missing groups are created) and
-  writes this rank's rows [start, start + nrows) of it. Every rank must call it.
-
-  Collective
-*/
-PetscErrorCode H5IOWriteRows(hid_t file, const char path[], PetscInt ndims, const hsize_t dims[], PetscInt start, PetscInt nrows, const PetscReal buf[])
+static PetscErrorCode h5io_write_rows(hid_t file, const char path[], hid_t ftype, hid_t mtype, PetscInt ndims, const hsize_t dims[], PetscInt start, PetscInt nrows, const void *buf)
 {
   hid_t   dset, fspace, mspace, dxpl, lcpl;
   hsize_t mdim = (hsize_t)nrows;
@@ -314,18 +308,39 @@ PetscErrorCode H5IOWriteRows(hid_t file, const char path[], PetscInt ndims, cons
   PetscCallH5(lcpl = H5Pcreate(H5P_LINK_CREATE));
   PetscCallH5(H5Pset_create_intermediate_group(lcpl, 1));
   PetscCallH5(fspace = H5Screate_simple((int)ndims, dims, NULL));
-  PetscCallH5(dset = H5Dcreate2(file, path, H5T_IEEE_F64LE, fspace, lcpl, H5P_DEFAULT, H5P_DEFAULT));
+  PetscCallH5(dset = H5Dcreate2(file, path, ftype, fspace, lcpl, H5P_DEFAULT, H5P_DEFAULT));
   PetscCall(h5io_select_rows(fspace, ndims, dims, start, nrows));
   PetscCallH5(mspace = H5Screate_simple(1, mdim ? &mdim : (hsize_t[]){1}, NULL));
   if (!mdim) PetscCallH5(H5Sselect_none(mspace));
   PetscCall(h5io_collective(&dxpl));
-  PetscCallH5(H5Dwrite(dset, H5T_NATIVE_DOUBLE, mspace, fspace, dxpl, buf));
+  PetscCallH5(H5Dwrite(dset, mtype, mspace, fspace, dxpl, buf));
   PetscCallH5(H5Pclose(dxpl));
   PetscCallH5(H5Sclose(mspace));
   PetscCallH5(H5Sclose(fspace));
   PetscCallH5(H5Dclose(dset));
   PetscCallH5(H5Pclose(lcpl));
   PetscCall(PetscLogEventEnd(WGF_IO, 0, 0, 0, 0));
+  PetscFunctionReturn(0);
+}
+
+/*
+  H5IOWriteRows - creates the float64 dataset path (ndims, dims; missing groups are created) and
+  writes this rank's rows [start, start + nrows) of it. Every rank must call it.
+
+  Collective
+*/
+PetscErrorCode H5IOWriteRows(hid_t file, const char path[], PetscInt ndims, const hsize_t dims[], PetscInt start, PetscInt nrows, const PetscReal buf[])
+{
+  PetscFunctionBegin;
+  PetscCall(h5io_write_rows(file, path, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, ndims, dims, start, nrows, buf));
+  PetscFunctionReturn(0);
+}
+
+/* H5IOWriteRowsInt8 - H5IOWriteRows for an int8 dataset (flags). Collective. */
+PetscErrorCode H5IOWriteRowsInt8(hid_t file, const char path[], PetscInt ndims, const hsize_t dims[], PetscInt start, PetscInt nrows, const signed char buf[])
+{
+  PetscFunctionBegin;
+  PetscCall(h5io_write_rows(file, path, H5T_STD_I8LE, H5T_NATIVE_SCHAR, ndims, dims, start, nrows, buf));
   PetscFunctionReturn(0);
 }
 

@@ -4,10 +4,13 @@ static const char help[] = "wgf-eval: evaluates a DenseICNN map stored in an HDF
                            "  -points FILE  /points (N x D) and optionally the seeds /psibar (N), /ybar (N x D), /hbar (N x D x D)\n"
                            "  -output FILE  gets /psi, /grad, /hessian, /logdet and, with seeds, /theta_grad (summed over points)\n"
                            "  -map K        map number (default: the highest in the file)\n"
+                           "  -logdensity   also /logrho = log rho_K at the points (inverting maps K..1, rho_0 from /problem)\n"
+                           "                and /converged (int8, 0 where an inversion did not converge and /logrho is NaN)\n"
                            "Runs on any number of MPI ranks (each evaluates its share of the points).\n";
 
 #include <wgf/icnn.h>
 #include <wgf/checkpoint.h>
+#include <wgf/flow.h>
 #include <wgf/h5io.h>
 #include <wgf/util.h>
 #include <libgen.h>
@@ -22,6 +25,8 @@ static const char help[] = "wgf-eval: evaluates a DenseICNN map stored in an HDF
 typedef struct {
   const PetscReal *psibar, *ybar, *hbar;
   PetscReal       *psi, *grad, *hess, *logdet;
+  PetscReal       *logrho;    /* -logdensity: log rho_K, or NULL */
+  signed char     *converged; /* -logdensity: 1 where the inversion converged */
 } EvalCtx;
 
 static PetscErrorCode eval_seed(void *ctx, PetscInt start, PetscInt n, PetscInt D, const PetscReal *x, const PetscReal *psi, const PetscReal *y, const PetscReal *H, const PetscReal *L, const PetscReal *logdet, PetscReal *psibar, PetscReal *ybar, PetscReal *Hbar)
@@ -67,7 +72,7 @@ static PetscErrorCode check_shape(MPI_Comm comm, hid_t f, const char fname[], co
 }
 
 /* The local phase: finiteness of this rank's rows, then the evaluation (and the sweep). */
-static PetscErrorCode eval_local(ICNN net, const char pfile[], PetscInt start, PetscInt n, const PetscReal *x, EvalCtx *e, PetscBool seeds, PetscReal *tgrad)
+static PetscErrorCode eval_local(ICNN net, Flow flow, PetscInt map, const char pfile[], PetscInt start, PetscInt n, const PetscReal *x, EvalCtx *e, PetscBool seeds, PetscReal *tgrad)
 {
   PetscInt D;
 
@@ -76,6 +81,13 @@ static PetscErrorCode eval_local(ICNN net, const char pfile[], PetscInt start, P
   for (PetscInt i = 0; i < n * D; i++) PetscCheck(!PetscIsInfOrNanReal(x[i]), PETSC_COMM_SELF, PETSC_ERR_FP, "points file %s: /points row %" PetscInt_FMT " column %" PetscInt_FMT " is not finite (%g)", pfile, start + i / D, i % D, (double)x[i]);
   if (seeds) PetscCall(ICNNGradient(net, n, x, eval_seed, e, tgrad));
   else PetscCall(ICNNEvaluate(net, n, x, e->psi, e->grad, e->hess, e->logdet));
+  if (flow) {
+    PetscBool *conv;
+    PetscCall(PetscMalloc1(n, &conv));
+    PetscCall(FlowLogDensity(flow, map, n, x, e->logrho, conv));
+    for (PetscInt b = 0; b < n; b++) e->converged[b] = conv[b] ? 1 : 0;
+    PetscCall(PetscFree(conv));
+  }
   PetscFunctionReturn(0);
 }
 
@@ -96,6 +108,10 @@ static PetscErrorCode write_output(MPI_Comm comm, const char tmp[], PetscInt N, 
   PetscCall(H5IOWriteRows(f, "/hessian", 3, dNDD, start, n, e->hess));
   PetscCall(H5IOWriteRows(f, "/logdet", 1, dN, start, n, e->logdet));
   if (tgrad) PetscCall(H5IOWriteRows(f, "/theta_grad", 1, dP, 0, rank ? 0 : P, tgrad));
+  if (e->logrho) {
+    PetscCall(H5IOWriteRows(f, "/logrho", 1, dN, start, n, e->logrho));
+    PetscCall(H5IOWriteRowsInt8(f, "/converged", 1, dN, start, n, e->converged));
+  }
   PetscCallH5(space = H5Screate(H5S_SCALAR));
   PetscCallH5(attr = H5Acreate2(f, "map", H5T_STD_I32LE, space, H5P_DEFAULT, H5P_DEFAULT));
   PetscCallH5(H5Awrite(attr, H5T_NATIVE_INT, &mapv));
@@ -116,11 +132,12 @@ static PetscErrorCode publish(const char tmp[], const char output[])
 int main(int argc, char **argv)
 {
   char        params[PETSC_MAX_PATH_LEN] = "", points[PETSC_MAX_PATH_LEN] = "", output[PETSC_MAX_PATH_LEN] = "", tmp[PETSC_MAX_PATH_LEN + 16], dir[PETSC_MAX_PATH_LEN];
-  PetscBool   has_params, has_points, has_output, has[3] = {PETSC_FALSE, PETSC_FALSE, PETSC_FALSE}, seeds;
+  PetscBool   has_params, has_points, has_output, logdensity = PETSC_FALSE, has[3] = {PETSC_FALSE, PETSC_FALSE, PETSC_FALSE}, seeds;
   PetscInt    map = 0, D, P, N, ndims, start, n;
   hsize_t     dims[H5IO_MAX_DIMS];
   hid_t       pf;
   ICNN        net;
+  Flow        flow = NULL;
   MPI_Comm    comm;
   PetscMPIInt rank;
   PetscReal  *x, *sb[3] = {NULL, NULL, NULL}, *tgrad = NULL;
@@ -135,6 +152,7 @@ int main(int argc, char **argv)
   PetscCall(PetscOptionsString("-points", "HDF5 file with /points (N x D) and optional seeds", NULL, points, points, sizeof(points), &has_points));
   PetscCall(PetscOptionsString("-output", "HDF5 file to write (replaced only when everything succeeded)", NULL, output, output, sizeof(output), &has_output));
   PetscCall(PetscOptionsInt("-map", "Map number (0: the highest in the file)", NULL, map, &map, NULL));
+  PetscCall(PetscOptionsBool("-logdensity", "Also log rho_K at the points, by inverting the maps", NULL, logdensity, &logdensity, NULL));
   PetscOptionsEnd();
   PetscCheck(has_params && params[0], comm, PETSC_ERR_USER_INPUT, "-params FILE is required (the network: /icnn and /maps/<kkkk>/params)");
   PetscCheck(has_points && points[0], comm, PETSC_ERR_USER_INPUT, "-points FILE is required (/points, N x D)");
@@ -146,6 +164,11 @@ int main(int argc, char **argv)
   PetscCall(ICNNCreate(comm, &net));
   PetscCall(ICNNSetFromOptions(net));
   PetscCall(CheckpointLoadICNN(comm, params, &map, net));
+  if (logdensity) {
+    PetscCall(FlowCreate(comm, &flow));
+    PetscCall(FlowSetFromOptions(flow));
+    PetscCall(CheckpointLoadFlow(comm, params, map, net, flow));
+  }
   PetscCall(ICNNGetShape(net, &D, NULL, NULL, NULL));
   PetscCall(ICNNGetNumParameters(net, &P));
 
@@ -163,6 +186,7 @@ int main(int argc, char **argv)
 
   PetscCall(WGFSplitRows(comm, N, &start, &n));
   PetscCall(PetscMalloc5(n * D, &x, n, &e.psi, n * D, &e.grad, n * D * D, &e.hess, n, &e.logdet));
+  if (flow) PetscCall(PetscMalloc2(n, &e.logrho, n, &e.converged));
   PetscCall(H5IOReadRows(pf, points, "/points", start, n, D, x));
   for (int k = 0; k < 3; k++) {
     PetscInt len = k == 0 ? 1 : k == 1 ? D : D * D;
@@ -174,7 +198,7 @@ int main(int argc, char **argv)
   e.psibar = sb[0], e.ybar = sb[1], e.hbar = sb[2];
   if (seeds) PetscCall(PetscCalloc1(P, &tgrad));
 
-  PetscCall(WGFCheckAllRanks(comm, eval_local(net, points, start, n, x, &e, seeds, tgrad), "the evaluation"));
+  PetscCall(WGFCheckAllRanks(comm, eval_local(net, flow, map, points, start, n, x, &e, seeds, tgrad), "the evaluation"));
   if (seeds) PetscCallMPI(MPI_Allreduce(MPI_IN_PLACE, tgrad, (PetscMPIInt)P, MPIU_REAL, MPI_SUM, comm));
 
   /* write to a temporary name and rename: a failure never leaves a damaged -output behind */
@@ -189,6 +213,8 @@ int main(int argc, char **argv)
   for (int k = 0; k < 3; k++) PetscCall(PetscFree(sb[k]));
   PetscCall(PetscFree(tgrad));
   PetscCall(PetscFree5(x, e.psi, e.grad, e.hess, e.logdet));
+  PetscCall(PetscFree2(e.logrho, e.converged));
+  PetscCall(FlowDestroy(&flow));
   PetscCall(ICNNDestroy(&net));
   PetscCall(PetscFinalize());
   return 0;

@@ -76,9 +76,8 @@ static PetscErrorCode ou_random_target(PetscInt D, uint32_t seed, PetscReal *A, 
   PetscCallBLAS("LAPACKpotrf", LAPACKpotrf_("L", &nD, A, &nD, &info));
   PetscCheck(info == 0, PETSC_COMM_SELF, PETSC_ERR_LIB, "the random OU covariance is not positive definite (info %d)", (int)info);
   PetscCallBLAS("LAPACKpotri", LAPACKpotri_("L", &nD, A, &nD, &info));
-  for (PetscInt i = 0; i < D; i++)
-    for (PetscInt j = 0; j < i; j++) A[j * D + i] = A[i * D + j]; /* potri fills the column-major lower = row-major upper */
-  for (PetscInt i = 0; i < D; i++)
+  PetscCheck(info == 0, PETSC_COMM_SELF, PETSC_ERR_LIB, "dpotri failed (info %d) building the OU target", (int)info);
+  for (PetscInt i = 0; i < D; i++) /* potri filled the column-major lower = row-major upper triangle */
     for (PetscInt j = 0; j < i; j++) A[i * D + j] = A[j * D + i];
   PetscCall(PetscFree6(X, XtX, w, work, u, cov));
   PetscCall(PetscFree(Q));
