@@ -76,9 +76,15 @@ static PetscErrorCode icnn_gemm(ICNN net, PetscBool ta, PetscBool tb, PetscInt M
   PetscFunctionReturn(0);
 }
 
-/* softplus and its derivative without overflow (MATH.md sec. 2) */
-static inline PetscReal softplus(PetscReal a) { return a > 0 ? a + log1p(exp(-a)) : log1p(exp(a)); }
-static inline PetscReal logistic(PetscReal a) { return a >= 0 ? 1 / (1 + exp(-a)) : exp(a) / (1 + exp(a)); }
+/* softplus(a) and its derivative sigma'(a) = logistic(a) without overflow, from one exp and one
+   log1p (MATH.md sec. 2): with e = exp(-|a|), softplus = max(a, 0) + log1p(e) and
+   logistic = 1 / (1 + e) for a >= 0, e / (1 + e) otherwise. */
+static inline void softplus_logistic(PetscReal a, PetscReal *sp, PetscReal *lg)
+{
+  PetscReal e = exp(-PetscAbsReal(a)), r = 1 / (1 + e);
+  *sp         = (a > 0 ? a : 0) + log1p(e);
+  *lg         = a >= 0 ? r : e * r;
+}
 
 /* ---------------------------------------------------------------- life cycle */
 
@@ -544,10 +550,7 @@ static PetscErrorCode icnn_forward(ICNN net, PetscInt c, const PetscReal *x, Pet
       if (l == 0) { /* layer 1 has no activation */
         for (PetscInt j = 0; j < n; j++) s1[j] = 1;
       } else {
-        for (PetscInt j = 0; j < n; j++) {
-          s1[j] = logistic(a[j]);
-          a[j]  = softplus(a[j]);
-        }
+        for (PetscInt j = 0; j < n; j++) softplus_logistic(a[j], &a[j], &s1[j]);
       }
     }
   }

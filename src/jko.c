@@ -17,7 +17,8 @@ struct _p_JKO {
   Potential V;     /* borrowed */
   ICNN      net;   /* the map being trained, owned; options -icnn_* */
   uint32_t  seed;
-  PetscInt  steps, iters, batch, monitor_every, pool;
+  PetscInt  steps, iters, batch, monitor_every;
+  PetscBool resident;
   PetscReal h, beta, lr, beta1, beta2, wd, eps;
   PetscInt  nsched;                 /* piecewise-constant learning rate over steps */
   PetscReal sched[2 * JKO_MAX_SCHEDULE]; /* pairs (first step, lr) */
@@ -29,10 +30,9 @@ struct _p_JKO {
   PetscReal *grad;           /* [P + 4]: gradient sum, the three loss terms, an error flag: one allreduce */
   PetscReal *m, *v;          /* Adam moments */
   PetscReal *x;              /* [n][D] this rank's minibatch */
-  PetscReal *pool_x;         /* [pool][D] resident particles of rho_k (replicated), or NULL */
+  PetscReal *res_x;          /* -jko_resident: [iters][n][D] this rank's resident particles of rho_k */
   PetscReal *vbuf, *gvbuf;   /* [chunk], [chunk][D]: V and grad V at y */
-  PetscReal *u;              /* [n] uniforms choosing pool rows */
-  PetscInt   pool_step;      /* the k whose samples pool_x holds */
+  PetscInt   res_step;       /* the k whose samples res_x holds (-1: none) */
 };
 
 /*
@@ -62,7 +62,7 @@ PetscErrorCode JKOCreate(MPI_Comm comm, JKO *jko)
   j->pre_iters = 4000;
   j->pre_lr    = 5e-3;
   j->pre_tol   = 1e-5;
-  j->pool_step = -1;
+  j->res_step  = -1;
   PetscCall(ICNNCreate(comm, &j->net));
   *jko = j;
   PetscFunctionReturn(0);
@@ -76,7 +76,7 @@ PetscErrorCode JKODestroy(JKO *jko)
   PetscCall(ICNNDestroy(&(*jko)->net));
   PetscCall(PetscFree4((*jko)->grad, (*jko)->m, (*jko)->v, (*jko)->x));
   PetscCall(PetscFree2((*jko)->vbuf, (*jko)->gvbuf));
-  PetscCall(PetscFree2((*jko)->pool_x, (*jko)->u));
+  PetscCall(PetscFree((*jko)->res_x));
   PetscCall(PetscFree(*jko));
   PetscFunctionReturn(0);
 }
@@ -137,8 +137,11 @@ PetscErrorCode JKOGetSettings(JKO jko, PetscInt *steps, PetscReal *h, PetscReal 
     -jko_pretrain_iters N   identity pretraining of map 0, at most N iterations (4000)
     -jko_pretrain_lr lr     its learning rate (5e-3)
     -jko_pretrain_tol t     stop it when the loss is below t (1e-5)
-    -jko_pool N             draw minibatches from a resident pool of N particles of rho_k,
-                            pushed once per step, instead of fresh draws through the chain (0: off)
+    -jko_resident           minibatches from iters x batch resident particles of rho_k, each used
+                            once per step and pushed through the new map once per step, instead
+                            of fresh draws of rho_0 pushed through the whole chain every
+                            iteration (the paper's way; default). Same law per step, k times
+                            less pushing at step k; the particles persist across steps
     -jko_monitor_every M    print the loss every M iterations (0: once per step)
 
   Collective
@@ -164,7 +167,7 @@ PetscErrorCode JKOSetFromOptions(JKO jko)
   PetscCall(PetscOptionsInt("-jko_pretrain_iters", "Identity pretraining: maximum iterations", "JKOPretrain", jko->pre_iters, &jko->pre_iters, NULL));
   PetscCall(PetscOptionsReal("-jko_pretrain_lr", "Identity pretraining: learning rate", "JKOPretrain", jko->pre_lr, &jko->pre_lr, NULL));
   PetscCall(PetscOptionsReal("-jko_pretrain_tol", "Identity pretraining: stop below this loss", "JKOPretrain", jko->pre_tol, &jko->pre_tol, NULL));
-  PetscCall(PetscOptionsInt("-jko_pool", "Resident pool of rho_k particles for the minibatches (0: fresh draws)", "JKOStepSolve", jko->pool, &jko->pool, NULL));
+  PetscCall(PetscOptionsBool("-jko_resident", "Minibatches from resident particles of rho_k pushed once per step (default: fresh draws through the chain)", "JKOStepSolve", jko->resident, &jko->resident, NULL));
   PetscCall(PetscOptionsInt("-jko_monitor_every", "Print the loss every M iterations (0: per step)", "JKOStepSolve", jko->monitor_every, &jko->monitor_every, NULL));
   PetscOptionsEnd();
   if (nsched == 2 * JKO_MAX_SCHEDULE && jko->nsched == 0) nsched = 0; /* option not given */
@@ -184,7 +187,6 @@ PetscErrorCode JKOSetFromOptions(JKO jko)
   PetscCheck(jko->pre_iters >= 0, jko->comm, PETSC_ERR_USER_INPUT, "-jko_pretrain_iters %" PetscInt_FMT " must be >= 0", jko->pre_iters);
   PetscCheck(jko->beta1 >= 0 && jko->beta1 < 1 && jko->beta2 >= 0 && jko->beta2 < 1, jko->comm, PETSC_ERR_USER_INPUT, "-jko_adam_beta1 %g and -jko_adam_beta2 %g must be in [0, 1)", (double)jko->beta1, (double)jko->beta2);
   PetscCheck(jko->eps > 0 && jko->wd >= 0, jko->comm, PETSC_ERR_USER_INPUT, "-jko_adam_eps %g must be > 0 and -jko_weight_decay %g >= 0", (double)jko->eps, (double)jko->wd);
-  PetscCheck(jko->pool >= 0, jko->comm, PETSC_ERR_USER_INPUT, "-jko_pool %" PetscInt_FMT " must be >= 0", jko->pool);
   PetscCheck(jko->monitor_every >= 0, jko->comm, PETSC_ERR_USER_INPUT, "-jko_monitor_every %" PetscInt_FMT " must be >= 0", jko->monitor_every);
   PetscFunctionReturn(0);
 }
@@ -223,7 +225,7 @@ PetscErrorCode JKOSetUp(JKO jko)
   PetscCall(WGFSplitRows(jko->comm, jko->batch, &jko->start, &jko->n));
   PetscCall(PetscMalloc4(jko->P + 4, &jko->grad, jko->P, &jko->m, jko->P, &jko->v, jko->n * jko->D, &jko->x));
   PetscCall(PetscMalloc2(chunk, &jko->vbuf, chunk * jko->D, &jko->gvbuf));
-  if (jko->pool) PetscCall(PetscMalloc2(jko->pool * jko->D, &jko->pool_x, jko->n, &jko->u));
+  if (jko->resident) PetscCall(PetscMalloc1(jko->iters * jko->n * jko->D, &jko->res_x));
   jko->setupcalled = PETSC_TRUE;
   PetscFunctionReturn(0);
 }
@@ -310,25 +312,37 @@ static PetscErrorCode jko_adam(JKO jko, PetscReal lr, PetscInt t)
   PetscFunctionReturn(0);
 }
 
+/* -jko_resident: the particles of rho_k for step k+1. Particle (it, b) of this rank is global
+   particle it * B + start + b, drawn from rho_0 by that index (RNG_POOL), so the set is the same
+   for any number of ranks; it is pushed through the new map once per step. */
+static PetscErrorCode jko_resident_update(JKO jko, PetscInt k)
+{
+  PetscInt nd = jko->n * jko->D;
+
+  PetscFunctionBegin;
+  if (jko->res_step == k) PetscFunctionReturn(0);
+  PetscCall(PetscLogEventBegin(WGF_Sample, 0, 0, 0, 0));
+  if (jko->res_step >= 0 && jko->res_step < k) PetscCall(FlowPush(jko->flow, jko->res_step, k, jko->iters * jko->n, jko->res_x, NULL));
+  else
+    for (PetscInt it = 0; it < jko->iters; it++) PetscCall(FlowSample(jko->flow, k, jko->seed, RNG_POOL, 0, 0, it * jko->batch + jko->start, jko->n, NULL, jko->res_x + it * nd, NULL));
+  jko->res_step = k;
+  PetscCall(PetscLogEventEnd(WGF_Sample, 0, 0, 0, 0));
+  PetscFunctionReturn(0);
+}
+
 /* This rank's slice of the global minibatch of iteration it of step `step` from rho_k: fresh
-   draws x_0 pushed through maps 1..k, or rows of the resident pool chosen by uniform draws. */
-static PetscErrorCode jko_minibatch(JKO jko, RNGPurpose purpose, PetscInt k, PetscInt step, PetscInt it)
+   draws x_0 pushed through maps 1..k, or the it-th block of the resident particles. */
+static PetscErrorCode jko_minibatch(JKO jko, RNGPurpose purpose, PetscInt k, PetscInt step, PetscInt it, const PetscReal **x)
 {
   PetscFunctionBegin;
-  PetscCall(PetscLogEventBegin(WGF_Sample, 0, 0, 0, 0));
-  if (!jko->pool) PetscCall(FlowSample(jko->flow, k, jko->seed, purpose, (uint32_t)step, (uint32_t)it, jko->start, jko->n, NULL, jko->x, NULL));
-  else {
-    if (jko->pool_step != k) { /* the pool of rho_k: the same global rows on every rank */
-      PetscCall(FlowSample(jko->flow, k, jko->seed, RNG_POOL, (uint32_t)k, 0, 0, jko->pool, NULL, jko->pool_x, NULL));
-      jko->pool_step = k;
-    }
-    PetscCall(RNGUniform(jko->seed, purpose, (uint32_t)step, (uint32_t)it, jko->start, jko->n, 1, jko->u));
-    for (PetscInt b = 0; b < jko->n; b++) {
-      PetscInt row = PetscMin(jko->pool - 1, (PetscInt)(jko->u[b] * jko->pool));
-      PetscCall(PetscArraycpy(jko->x + b * jko->D, jko->pool_x + row * jko->D, jko->D));
-    }
+  if (jko->resident && purpose == RNG_BATCH) {
+    *x = jko->res_x + it * jko->n * jko->D;
+    PetscFunctionReturn(0);
   }
+  PetscCall(PetscLogEventBegin(WGF_Sample, 0, 0, 0, 0));
+  PetscCall(FlowSample(jko->flow, k, jko->seed, purpose, (uint32_t)step, (uint32_t)it, jko->start, jko->n, NULL, jko->x, NULL));
   PetscCall(PetscLogEventEnd(WGF_Sample, 0, 0, 0, 0));
+  *x = jko->x;
   PetscFunctionReturn(0);
 }
 
@@ -336,13 +350,14 @@ static PetscErrorCode jko_minibatch(JKO jko, RNGPurpose purpose, PetscInt k, Pet
    into grad [P + 3]. */
 static PetscErrorCode jko_local(JKO jko, PetscBool pretrain, PetscInt k, PetscInt step, PetscInt it)
 {
-  JKOSeedCtx c = {jko, 1.0 / jko->batch, 0, 0, 0};
+  JKOSeedCtx       c = {jko, 1.0 / jko->batch, 0, 0, 0};
+  const PetscReal *x = NULL;
 
   PetscFunctionBegin;
-  PetscCall(jko_minibatch(jko, pretrain ? RNG_PRETRAIN : RNG_BATCH, k, step, it));
+  PetscCall(jko_minibatch(jko, pretrain ? RNG_PRETRAIN : RNG_BATCH, k, step, it, &x));
   PetscCall(PetscArrayzero(jko->grad, jko->P));
-  if (pretrain) PetscCall(ICNNGradientFirstOrder(jko->net, jko->n, jko->x, jko_pretrain_seed, &c, jko->grad));
-  else PetscCall(ICNNGradient(jko->net, jko->n, jko->x, jko_seed, &c, jko->grad));
+  if (pretrain) PetscCall(ICNNGradientFirstOrder(jko->net, jko->n, x, jko_pretrain_seed, &c, jko->grad));
+  else PetscCall(ICNNGradient(jko->net, jko->n, x, jko_seed, &c, jko->grad));
   jko->grad[jko->P]     = c.w2;
   jko->grad[jko->P + 1] = c.pot;
   jko->grad[jko->P + 2] = c.ent;
@@ -440,6 +455,7 @@ PetscErrorCode JKOStepSolve(JKO jko, JKOStepInfo *info)
   PetscCall(FlowGetNumMaps(jko->flow, &k));
   lr = jko_learning_rate(jko, k + 1);
   PetscCall(PetscTime(&t0));
+  if (jko->resident) PetscCall(WGFCheckAllRanks(jko->comm, jko_resident_update(jko, k), "pushing the resident particles"));
   PetscCall(PetscArrayzero(jko->m, jko->P));
   PetscCall(PetscArrayzero(jko->v, jko->P));
   for (PetscInt it = 0; it < jko->iters; it++) {
@@ -465,7 +481,7 @@ PetscErrorCode JKOView(JKO jko, PetscViewer viewer)
   PetscFunctionBegin;
   if (!viewer) PetscCall(PetscViewerASCIIGetStdout(jko->comm, &viewer));
   PetscCallMPI(MPI_Comm_size(jko->comm, &size));
-  PetscCall(PetscViewerASCIIPrintf(viewer, "JKO: %" PetscInt_FMT " steps of h = %g (beta %g), %" PetscInt_FMT " Adam iterations each, global batch %" PetscInt_FMT " on %d ranks, lr %g, pretraining %" PetscInt_FMT " iterations, minibatches %s\n", jko->steps, (double)jko->h, (double)jko->beta, jko->iters, jko->batch, size, (double)jko->lr, jko->pre_iters, jko->pool ? "from a resident pool" : "fresh through the chain"));
+  PetscCall(PetscViewerASCIIPrintf(viewer, "JKO: %" PetscInt_FMT " steps of h = %g (beta %g), %" PetscInt_FMT " Adam iterations each, global batch %" PetscInt_FMT " on %d ranks, lr %g, pretraining %" PetscInt_FMT " iterations, minibatches %s\n", jko->steps, (double)jko->h, (double)jko->beta, jko->iters, jko->batch, size, (double)jko->lr, jko->pre_iters, jko->resident ? "from resident particles pushed once per step" : "fresh through the chain"));
   PetscCall(ICNNView(jko->net, viewer));
   PetscFunctionReturn(0);
 }
@@ -495,7 +511,7 @@ PetscErrorCode JKOWriteConfig(JKO jko, hid_t group)
   JKO_ATTR("jko_pretrain_iters", "%" PetscInt_FMT, jko->pre_iters);
   JKO_ATTR("jko_pretrain_lr", "%.17g", (double)jko->pre_lr);
   JKO_ATTR("jko_pretrain_tol", "%.17g", (double)jko->pre_tol);
-  JKO_ATTR("jko_pool", "%" PetscInt_FMT, jko->pool);
+  JKO_ATTR("jko_resident", "%d", (int)jko->resident);
   JKO_ATTR("seed", "%u", (unsigned)jko->seed);
 #undef JKO_ATTR
   {
