@@ -186,6 +186,7 @@ int main(int argc, char **argv)
   char            path[PETSC_MAX_PATH_LEN];
   PetscInt        iters;
   PetscMPIInt     size;
+  PetscBool       help_only;
 
   PetscCall(PetscInitialize(&argc, &argv, NULL, help));
   app.comm = PETSC_COMM_WORLD;
@@ -226,6 +227,14 @@ int main(int argc, char **argv)
   PetscCall(JKOGetSettings(app.jko, &steps, &h, &beta, &iters));
   PetscCall(JKOGetNetwork(app.jko, &net));
   PetscCall(app_check_unused_options(&app));
+  PetscCall(PetscOptionsHasName(NULL, NULL, "-help", &help_only));
+  if (help_only) { /* every option has been listed with its default: nothing to run */
+    PetscCall(JKODestroy(&app.jko));
+    PetscCall(FlowDestroy(&app.flow));
+    PetscCall(OUProblemDestroy(&app.ou));
+    PetscCall(PetscFinalize());
+    return 0;
+  }
   {
     PetscMPIInt    rank;
     PetscErrorCode lerr = 0;

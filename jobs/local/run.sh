@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
-# Build, then run the main job under mpiexec. Extra arguments are passed
-# to the program. Override the rank count with WGF_NP.
+# Build, then run the main job: wgf on every core (WGF_NP overrides the rank count). Without
+# arguments wgf runs its embedded default (a short Ornstein-Uhlenbeck diffusion in D = 2);
+# arguments are passed to wgf. Each run works in a new folder build/runs/<date-time>, so a second
+# run never meets the checkpoints of the first.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=SCRIPTDIR/env.sh
 source "$here/env.sh"
 
-# The main job: change these two lines to switch program / rank count
-# (later: WGF_PROG=$WGF_BUILD_DIR/bin/wgf with WGF_NP=<cores>).
-WGF_NP=${WGF_NP:-1}
-WGF_PROG=$WGF_BUILD_DIR/bin/wgf-bench
+WGF_NP=${WGF_NP:-$(nproc)}
+WGF_PROG=$WGF_BUILD_DIR/bin/wgf
 [[ $WGF_NP =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: bad WGF_NP=$WGF_NP" >&2; exit 2; }
 
 "$here/build.sh"
@@ -20,4 +20,8 @@ if ((WGF_NP > $(nproc))); then
   mpi_opts+=(--oversubscribe)
 fi
 
+rundir=$WGF_BUILD_DIR/runs/$(date +%Y%m%d-%H%M%S)-$$
+mkdir -p "$rundir"
+cd "$rundir"
+echo "run.sh: $WGF_NP rank(s), working in $rundir"
 exec mpiexec -n "$WGF_NP" "${mpi_opts[@]}" "$WGF_PROG" "$@"
