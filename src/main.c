@@ -187,11 +187,15 @@ int main(int argc, char **argv)
   PetscInt        iters;
   PetscMPIInt     size;
   PetscBool       help_only;
+  PetscLogStage   stage[3];
 
   PetscCall(PetscInitialize(&argc, &argv, NULL, help));
   app.comm = PETSC_COMM_WORLD;
   PetscCallMPI(MPI_Comm_size(app.comm, &size));
   PetscCall(WGFLogEventsRegister());
+  PetscCall(PetscLogStageRegister("Pretraining", &stage[0]));
+  PetscCall(PetscLogStageRegister("JKO steps", &stage[1]));
+  PetscCall(PetscLogStageRegister("Evaluation", &stage[2]));
   if (argc == 1) {
     PetscCall(PetscOptionsInsertString(NULL, default_protocol));
     PetscCall(PetscPrintf(app.comm, "No options given: the embedded default protocol (%s)\n", default_protocol));
@@ -254,18 +258,24 @@ int main(int argc, char **argv)
   hist[0] = 0, hist[1] = 0;
   if (app.eval_every) PetscCall(app_evaluate(&app, 0, hist));
 
+  PetscCall(PetscLogStagePush(stage[0]));
   PetscCall(JKOPretrain(app.jko, &info));
+  PetscCall(PetscLogStagePop());
   for (PetscInt k = 1; k <= steps; k++) {
     PetscReal *row = hist + k * NCOLS;
     PetscCall(PetscTime(&t0));
+    PetscCall(PetscLogStagePush(stage[1]));
     PetscCall(JKOStepSolve(app.jko, &info));
     PetscCall(WGFCheckAllRanks(app.comm, FlowPush(app.flow, k - 1, k, pn, x, logrho), "pushing the particles"));
     PetscCall(FlowGetNumMaps(app.flow, &nmaps));
     row[0] = k, row[1] = k * h, row[2] = info.loss, row[3] = info.w2, row[4] = info.potential, row[5] = info.entropy;
     map_loss[k - 1] = info.loss;
     iters_per_s += info.its_per_second;
+    PetscCall(PetscLogStagePop());
     if (app.eval_every && (k % app.eval_every == 0 || k == steps)) {
+      PetscCall(PetscLogStagePush(stage[2]));
       PetscCall(app_evaluate(&app, k, row));
+      PetscCall(PetscLogStagePop());
       PetscCall(PetscPrintf(app.comm, "step %3" PetscInt_FMT "  t = %.4f  SymKL to the exact solution %.5f  (KL model|exact %.5f, exact|model %.5f)  energy distance %.2e\n", k, (double)(k * h), (double)row[8], (double)row[6], (double)row[7], (double)row[9]));
     }
     PetscCall(PetscTime(&t1));
