@@ -313,7 +313,7 @@ static PetscErrorCode h5io_write_rows(hid_t file, const char path[], hid_t ftype
   PetscCallH5(mspace = H5Screate_simple(1, mdim ? &mdim : (hsize_t[]){1}, NULL));
   if (!mdim) PetscCallH5(H5Sselect_none(mspace));
   PetscCall(h5io_collective(&dxpl));
-  PetscCallH5(H5Dwrite(dset, mtype, mspace, fspace, dxpl, buf));
+  if (dims[0] > 0) PetscCallH5(H5Dwrite(dset, mtype, mspace, fspace, dxpl, buf)); /* an empty dataset has nothing to write */
   PetscCallH5(H5Pclose(dxpl));
   PetscCallH5(H5Sclose(mspace));
   PetscCallH5(H5Sclose(fspace));

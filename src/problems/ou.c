@@ -95,7 +95,7 @@ static PetscErrorCode ou_read(hid_t f, const char file[], const char name[], Pet
   PetscCall(PetscSNPrintf(path, sizeof(path), "/problem/%s", name));
   PetscCall(H5IOGetDims(f, file, path, &nd, dims));
   PetscCheck(nd == (square ? 2 : 1) && dims[0] == (hsize_t)D && (!square || dims[1] == (hsize_t)D), PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "-ou_problem_file %s: dataset %s must be %s%" PetscInt_FMT "%s (the dimension of /problem/A)", file, path, square ? "" : "of length ", D, square ? " x D" : "");
-  PetscCall(H5IOReadRows(f, file, path, 0, square ? D : 1, square ? D : D, buf));
+  PetscCall(H5IOReadRows(f, file, path, 0, D, square ? D : 1, buf));
   for (PetscInt i = 0; i < (square ? D * D : D); i++) PetscCheck(!PetscIsInfOrNanReal(buf[i]), PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "-ou_problem_file %s: %s has a non-finite entry (%" PetscInt_FMT ")", file, path, i);
   PetscFunctionReturn(0);
 }

@@ -1,0 +1,209 @@
+#!/usr/bin/env python3
+"""Command line, process handling and checkpoint reading shared by the check_wgf_*.py scripts.
+
+Conventions (as in eval_runner.py): the first argument is the path of the wgf executable (some
+scripts take wgf-eval second); --mpiexec is the launcher prefix that takes the rank count as
+its next word, e.g. "mpiexec --oversubscribe -n" (the default); --opts is the tiny protocol
+(default: input/ou_tiny.opts of this repository). Every run has a timeout; a run that does not
+finish counts as a failure, and its whole process group is killed.
+"""
+
+import argparse
+import glob
+import os
+import re
+import shlex
+import signal
+import subprocess
+import time
+
+import h5py
+import numpy as np
+
+TIMEOUT_SECONDS = 120
+HERE = os.path.dirname(os.path.abspath(__file__))
+TINY_OPTS = os.path.normpath(os.path.join(HERE, "..", "..", "input", "ou_tiny.opts"))
+
+
+def parse_args(doc, with_eval=False, seed=0):
+    """WGF_PATH [WGF_EVAL_PATH] [--mpiexec PREFIX] [--opts FILE] [--seed N]."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("wgf", help="path of the wgf executable")
+    if with_eval:
+        parser.add_argument("wgf_eval", help="path of the wgf-eval executable")
+    parser.add_argument("--mpiexec", default="mpiexec --oversubscribe -n",
+                        help='launcher prefix followed by the rank count (default: "%(default)s")')
+    parser.add_argument("--opts", default=TINY_OPTS, help="options file of the tiny protocol (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=seed, help="-seed of the runs (default: %(default)s)")
+    return parser.parse_args()
+
+
+def environment():
+    """The environment of the runs: one BLAS thread per rank, and (as root) Open MPI's consent."""
+    env = dict(os.environ)
+    env.setdefault("OPENBLAS_NUM_THREADS", "1")
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        env.setdefault("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        env.setdefault("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+    return env
+
+
+def launcher(args, nranks):
+    """The command prefix that starts nranks ranks."""
+    prefix = shlex.split(args.mpiexec)
+    if not prefix:
+        if nranks != 1:
+            raise SystemExit("--mpiexec is empty: cannot start %d ranks" % nranks)
+        return []
+    return prefix + [str(nranks)]
+
+
+def run(args, exe, nranks, options, timeout=TIMEOUT_SECONDS, cwd=None):
+    """Run [mpiexec ... nranks] exe OPTIONS. Returns (exit code, stdout + stderr, seconds); a run
+    that does not finish within timeout seconds is killed (its whole process group) and counts
+    as exit code None."""
+    cmd = launcher(args, nranks) + [exe] + [str(o) for o in options]
+    t0 = time.time()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=environment(),
+                            cwd=cwd, start_new_session=True)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+        code = proc.returncode
+    except subprocess.TimeoutExpired:
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                proc.wait(timeout=5)
+                break
+            except subprocess.TimeoutExpired:
+                pass
+        out, _ = proc.communicate()
+        out = (out or b"") + ("\n[timed out after %d s: %s]" % (timeout, " ".join(cmd))).encode()
+        code = None
+    return code, out.decode(errors="replace"), time.time() - t0
+
+
+def run_wgf(args, nranks, out_dir, extra=(), seed=None, opts=True, timeout=TIMEOUT_SECONDS):
+    """wgf with the tiny protocol (unless opts is False), -out_dir out_dir, -seed (args.seed
+    unless given) and extra options, which come last and so override the protocol's."""
+    options = (["-options_file", args.opts] if opts else []) + ["-out_dir", out_dir]
+    options += ["-seed", str(args.seed if seed is None else seed)] + list(extra)
+    return run(args, args.wgf, nranks, options, timeout=timeout)
+
+
+def read_options_file(path):
+    """The options of a PETSc options file as a dict name -> value string ('' for flags)."""
+    opts = {}
+    with open(path) as f:
+        for line in f:
+            words = line.split("#", 1)[0].split()
+            i = 0
+            while i < len(words):
+                if words[i].startswith("-") and not re.match(r"^-?[0-9.]", words[i][1:]):
+                    name = words[i][1:]
+                    if i + 1 < len(words) and not (words[i + 1].startswith("-") and
+                                                   not re.match(r"^-[0-9.]", words[i + 1])):
+                        opts[name] = words[i + 1]
+                        i += 2
+                        continue
+                    opts[name] = ""
+                i += 1
+    return opts
+
+
+def checkpoints(out_dir):
+    """The ckpt_<kkkk>.h5 files in out_dir, sorted by step."""
+    return sorted(glob.glob(os.path.join(out_dir, "ckpt_[0-9][0-9][0-9][0-9].h5")))
+
+
+def last_checkpoint(out_dir):
+    files = checkpoints(out_dir)
+    return files[-1] if files else None
+
+
+def attr_str(value):
+    """An HDF5 string attribute as str (h5py gives bytes or str depending on how it was written)."""
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, np.ndarray) and value.dtype.kind == "S":
+        return value.tobytes().decode()
+    return str(value)
+
+
+def history(path):
+    """(/history as an array, list of column names)."""
+    with h5py.File(path, "r") as f:
+        return f["history"][()], attr_str(f["history"].attrs["columns"]).split(",")
+
+
+def param_count(D, widths, r):
+    """Parameters of a DenseICNN (MATH.md sec. 2): per layer l, A_l (D r n_l), W_l (n_l D),
+    b_l (n_l) and U_l (n_l n_{l-1}, l >= 2); then w (n_L)."""
+    P, prev = 0, None
+    for n in widths:
+        P += D * r * n + n * D + n + (n * prev if prev is not None else 0)
+        prev = n
+    return P + widths[-1]
+
+
+def rel_diff(a, b):
+    """max|a - b| / max|b| over the finite entries; inf if the NaN/inf patterns differ or the
+    shapes do."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape or not np.array_equal(np.isfinite(a), np.isfinite(b)):
+        return float("inf")
+    m = np.isfinite(b)
+    if not m.any():
+        return 0.0
+    scale = np.max(np.abs(b[m]))
+    diff = np.max(np.abs(a[m] - b[m]))
+    return float(diff / scale) if scale > 0 else float(diff)
+
+
+def snapshot(path):
+    """Every file below path (or path itself, if it is a file) as relative name -> bytes, and
+    every directory as relative name -> None; None if path does not exist."""
+    if not os.path.lexists(path):
+        return None
+    if not os.path.isdir(path):
+        with open(path, "rb") as f:
+            return {".": f.read()}
+    snap = {}
+    for root, dirs, files in os.walk(path):
+        for d in dirs:
+            snap[os.path.relpath(os.path.join(root, d), path)] = None
+        for name in files:
+            full = os.path.join(root, name)
+            with open(full, "rb") as f:
+                snap[os.path.relpath(full, path)] = f.read()
+    return snap
+
+
+TRACEBACK_LINE = re.compile(r"#\d+ .* at .*:\d+\s*$")
+
+
+def message_lines(log):
+    """The lines of a log that count as an error message: without PETSc's traceback lines
+    ('#1 Func() at file.c:12'), its echo of the options database (from 'PETSc Option Table
+    entries:' to 'End of Error Message') and its list of unused options ('Option left: ...'),
+    which name every option given whatever the error."""
+    kept, in_table = [], False
+    for line in log.splitlines():
+        if "PETSc Option Table entries" in line:
+            in_table = True
+        elif "End of Error Message" in line:
+            in_table = False
+        elif in_table or TRACEBACK_LINE.search(line) or "Option left:" in line or "option(s) set that were not used" in line:
+            continue
+        else:
+            kept.append(line)
+    return kept
+
+
+def tail(log, n=40):
+    """The last n lines of a log, without PETSc's long 'Configure options' line."""
+    lines = [l for l in log.splitlines() if "Configure options" not in l]
+    return "\n".join(lines[-n:])
