@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <errno.h>
 #include <unistd.h>
+#include <dirent.h>
+#include <sys/stat.h>
 
 /* H5Literate callback: the highest 4-digit map number among the links of /maps. */
 static herr_t checkpoint_max_map(hid_t group, const char *name, const H5L_info_t *info, void *data)
@@ -87,6 +89,7 @@ static PetscErrorCode checkpoint_fill(MPI_Comm comm, hid_t f, const CheckpointDa
   PetscCall(H5IOWriteAttrString(f, "format", "wgf-checkpoint"));
   PetscCall(H5IOWriteAttrInt(f, "format_version", CHECKPOINT_FORMAT_VERSION));
   PetscCall(H5IOWriteAttrInt(f, "step", d->step));
+  PetscCall(H5IOWriteAttrInt(f, "iter", d->iter));
   PetscCall(H5IOWriteAttrReal(f, "time", d->time));
 
   PetscCall(ICNNGetShape(d->net, &D, &nl, &widths, &r));
@@ -117,6 +120,14 @@ static PetscErrorCode checkpoint_fill(MPI_Comm comm, hid_t f, const CheckpointDa
     PetscCall(H5IOWriteAttrReal(g, "loss", d->map_loss[i - 1]));
     PetscCallH5(H5Gclose(g));
   }
+  {
+    hsize_t dP[1] = {(hsize_t)P};
+    PetscCall(H5IOWriteRows(f, "/state/theta", 1, dP, 0, rank ? 0 : P, d->theta));
+    if (d->iter > 0) {
+      PetscCall(H5IOWriteRows(f, "/state/adam_m", 1, dP, 0, rank ? 0 : P, d->adam_m));
+      PetscCall(H5IOWriteRows(f, "/state/adam_v", 1, dP, 0, rank ? 0 : P, d->adam_v));
+    }
+  }
   if (d->write_problem) PetscCall(d->write_problem(d->ctx, f));
   PetscCall(H5IOCreateGroup(f, "/config", &g));
   if (d->write_config) PetscCall(d->write_config(d->ctx, g));
@@ -134,25 +145,160 @@ static PetscErrorCode checkpoint_fill(MPI_Comm comm, hid_t f, const CheckpointDa
     PetscCall(H5IOWriteAttrString(g, "columns", d->hist_columns));
     PetscCallH5(H5Dclose(g));
   }
+  PetscCall(H5IOWriteAttrInt(f, "complete", 1)); /* last: a file without it is not a checkpoint */
   PetscFunctionReturn(0);
 }
 
+/* The (step, iter) of a checkpoint file name, or -1 when the name is not one. */
+static void checkpoint_parse_name(const char *name, PetscInt *step, PetscInt *iter)
+{
+  int  k, i, nc = 0;
+  *step = *iter = -1;
+  if (sscanf(name, "ckpt_%4d_%6d.h5%n", &k, &i, &nc) == 2 && nc == (int)strlen(name) && strlen(name) == 19) {
+    *step = k, *iter = i;
+  } else if (sscanf(name, "ckpt_%4d.h5%n", &k, &nc) == 1 && nc == (int)strlen(name) && strlen(name) == 12) {
+    *step = k, *iter = 0;
+  }
+}
+
+/* Whether path is a complete wgf checkpoint this code can read; if not, why (serial, one rank). */
+static PetscBool checkpoint_check(const char path[], char why[], size_t len, PetscInt *step, PetscInt *iter)
+{
+  hid_t     f, a;
+  char      fmt[64] = "";
+  long long ver = -1, done = 0, k = -1, it = 0;
+  PetscBool ok = PETSC_FALSE;
+
+  H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+  if (H5Fis_hdf5(path) <= 0) {
+    snprintf(why, len, "not a readable HDF5 file (truncated or corrupted?)");
+    return PETSC_FALSE;
+  }
+  f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+  if (f < 0) {
+    snprintf(why, len, "cannot be opened as HDF5 (truncated or corrupted?)");
+    return PETSC_FALSE;
+  }
+  if (H5Aexists(f, "format") > 0 && (a = H5Aopen(f, "format", H5P_DEFAULT)) >= 0) {
+    hid_t t = H5Aget_type(a), m = H5Tcopy(H5T_C_S1);
+    if (H5Tis_variable_str(t) > 0) {
+      char *v = NULL;
+      H5Tset_size(m, H5T_VARIABLE);
+      if (H5Aread(a, m, &v) >= 0 && v) snprintf(fmt, sizeof(fmt), "%s", v);
+      H5free_memory(v);
+    } else if (H5Tget_size(t) < sizeof(fmt)) {
+      H5Tset_size(m, H5Tget_size(t) + 1);
+      if (H5Aread(a, m, fmt) < 0) fmt[0] = '\0';
+    }
+    H5Tclose(m), H5Tclose(t), H5Aclose(a);
+  }
+#define CKPT_INT(name, var) \
+  do { \
+    if (H5Aexists(f, name) > 0 && (a = H5Aopen(f, name, H5P_DEFAULT)) >= 0) { \
+      if (H5Aread(a, H5T_NATIVE_LLONG, &var) < 0) var = -1; \
+      H5Aclose(a); \
+    } \
+  } while (0)
+  CKPT_INT("format_version", ver);
+  CKPT_INT("complete", done);
+  CKPT_INT("step", k);
+  CKPT_INT("iter", it);
+#undef CKPT_INT
+  if (strcmp(fmt, "wgf-checkpoint")) snprintf(why, len, "not a wgf checkpoint (root attribute format is \"%s\", expected \"wgf-checkpoint\")", fmt);
+  else if (ver != CHECKPOINT_FORMAT_VERSION) snprintf(why, len, "format_version %lld is not one this wgf reads (%d)", ver, CHECKPOINT_FORMAT_VERSION);
+  else if (done != 1) snprintf(why, len, "incomplete (no root attribute complete = 1: the writer stopped before the end)");
+  else if (k < 0 || it < 0) snprintf(why, len, "root attributes step %lld and iter %lld are not valid", k, it);
+  else ok = PETSC_TRUE;
+  H5Fclose(f);
+  if (step) *step = (PetscInt)k;
+  if (iter) *iter = (PetscInt)it;
+  return ok;
+}
+
+/* Rank 0 checks the closed temporary file, then renames it into place. */
 static PetscErrorCode checkpoint_publish(const char tmp[], const char path[])
 {
+  char why[256];
+
   PetscFunctionBegin;
+  PetscCheck(checkpoint_check(tmp, why, sizeof(why), NULL, NULL), PETSC_COMM_SELF, PETSC_ERR_FILE_WRITE, "checkpoint %s failed its check after writing: %s", tmp, why);
   PetscCheck(rename(tmp, path) == 0, PETSC_COMM_SELF, PETSC_ERR_FILE_WRITE, "cannot rename checkpoint %s to %s: %s", tmp, path, strerror(errno));
   PetscFunctionReturn(0);
 }
 
+typedef struct {
+  PetscInt step, iter;
+  char     name[64];
+} CkptEntry;
+
+static int checkpoint_cmp_desc(const void *a, const void *b)
+{
+  const CkptEntry *x = (const CkptEntry *)a, *y = (const CkptEntry *)b;
+  if (x->step != y->step) return x->step < y->step ? 1 : -1;
+  return x->iter < y->iter ? 1 : x->iter > y->iter ? -1 : 0;
+}
+
+/* The checkpoint files of dir, newest first (by name: step, then iteration); *n entries. */
+static PetscErrorCode checkpoint_list(const char dir[], CkptEntry **list, PetscInt *n)
+{
+  DIR     *d;
+  PetscInt cap = 16;
+
+  PetscFunctionBegin;
+  *n = 0;
+  d  = opendir(dir);
+  PetscCheck(d, PETSC_COMM_SELF, PETSC_ERR_FILE_OPEN, "cannot read folder %s: %s", dir, strerror(errno));
+  PetscCall(PetscMalloc1(cap, list));
+  for (struct dirent *e; (e = readdir(d));) {
+    PetscInt k, it;
+    checkpoint_parse_name(e->d_name, &k, &it);
+    if (k < 0) continue;
+    if (*n == cap) {
+      CkptEntry *m;
+      PetscCall(PetscMalloc1(2 * cap, &m));
+      PetscCall(PetscArraycpy(m, *list, cap));
+      PetscCall(PetscFree(*list));
+      *list = m, cap *= 2;
+    }
+    (*list)[*n].step = k, (*list)[*n].iter = it;
+    PetscCall(PetscStrncpy((*list)[*n].name, e->d_name, sizeof((*list)[*n].name)));
+    (*n)++;
+  }
+  closedir(d);
+  qsort(*list, (size_t)*n, sizeof(CkptEntry), checkpoint_cmp_desc);
+  PetscFunctionReturn(0);
+}
+
+/* -ckpt_keep: rank 0 removes all but the newest `keep` complete checkpoints of dir. */
+static PetscErrorCode checkpoint_prune(const char dir[], PetscInt keep)
+{
+  CkptEntry *list;
+  PetscInt   n, kept = 0;
+  char       path[PETSC_MAX_PATH_LEN], why[256];
+
+  PetscFunctionBegin;
+  PetscCall(checkpoint_list(dir, &list, &n));
+  for (PetscInt i = 0; i < n; i++) {
+    PetscCall(PetscSNPrintf(path, sizeof(path), "%s/%s", dir, list[i].name));
+    if (!checkpoint_check(path, why, sizeof(why), NULL, NULL)) continue; /* never delete what is not ours */
+    if (++kept > keep) PetscCheck(unlink(path) == 0, PETSC_COMM_SELF, PETSC_ERR_FILE_WRITE, "-ckpt_keep: cannot remove %s: %s", path, strerror(errno));
+  }
+  PetscCall(PetscFree(list));
+  PetscFunctionReturn(0);
+}
+
 /*
-  CheckpointWrite - writes DIR/ckpt_<kkkk>.h5 (k = d->step) collectively, each rank its own
-  particle rows: first under a temporary name, renamed into place by rank 0 after a successful
-  close, so that no file under the final name is ever half written. The path is returned in
+  CheckpointWrite - writes DIR/ckpt_<kkkk>.h5 (after step k = d->step) or DIR/ckpt_<kkkk>_<iiiiii>.h5
+  (inside step k + 1 after d->iter iterations) collectively, each rank its own particle rows:
+  first under a temporary name; the root attribute complete = 1 is written last; after the close
+  rank 0 reopens and checks the file and only then renames it into place. A failure at any point
+  (a full disk, say) removes the temporary file and leaves the previous checkpoints as they were.
+  With keep > 0, only the newest keep checkpoints of DIR are kept. The final path is returned in
   path (may be NULL).
 
   Collective
 */
-PetscErrorCode CheckpointWrite(MPI_Comm comm, const char dir[], const CheckpointData *d, char path[], size_t len)
+PetscErrorCode CheckpointWrite(MPI_Comm comm, const char dir[], const CheckpointData *d, PetscInt keep, char path[], size_t len)
 {
   char           final[PETSC_MAX_PATH_LEN], tmp[PETSC_MAX_PATH_LEN + 16];
   hid_t          f = -1;
@@ -162,16 +308,160 @@ PetscErrorCode CheckpointWrite(MPI_Comm comm, const char dir[], const Checkpoint
   PetscFunctionBegin;
   PetscCall(PetscLogEventBegin(WGF_Ckpt, 0, 0, 0, 0));
   PetscCallMPI(MPI_Comm_rank(comm, &rank));
-  PetscCall(PetscSNPrintf(final, sizeof(final), "%s/ckpt_%04d.h5", dir, (int)d->step));
+  if (d->iter > 0) PetscCall(PetscSNPrintf(final, sizeof(final), "%s/ckpt_%04d_%06d.h5", dir, (int)d->step, (int)d->iter));
+  else PetscCall(PetscSNPrintf(final, sizeof(final), "%s/ckpt_%04d.h5", dir, (int)d->step));
   PetscCall(PetscSNPrintf(tmp, sizeof(tmp), "%s.partial", final));
-  PetscCall(H5IOCreate(comm, tmp, &f));
-  err = checkpoint_fill(comm, f, d);
-  if (!err) err = H5IOClose(&f);
+  err = H5IOCreate(comm, tmp, &f);
+  if (!err) err = checkpoint_fill(comm, f, d);
+  if (f >= 0) {
+    PetscErrorCode cerr = H5IOClose(&f);
+    if (!err) err = cerr;
+  }
+  if (rank == 0 && !err) err = checkpoint_publish(tmp, final);
   if (err && rank == 0) (void)unlink(tmp);
-  PetscCall(WGFCheckAllRanks(comm, err, "writing a checkpoint"));
-  PetscCall(WGFCheckAllRanks(comm, rank ? 0 : checkpoint_publish(tmp, final), "publishing a checkpoint"));
+  PetscCall(WGFCheckAllRanks(comm, err, "writing a checkpoint (the previous checkpoints are untouched)"));
+  if (keep > 0) PetscCall(WGFCheckAllRanks(comm, rank ? 0 : checkpoint_prune(dir, keep), "-ckpt_keep"));
   if (path) PetscCall(PetscStrncpy(path, final, len));
   PetscCall(PetscLogEventEnd(WGF_Ckpt, 0, 0, 0, 0));
+  PetscFunctionReturn(0);
+}
+
+/* Rank 0's part of CheckpointFind. */
+static PetscErrorCode checkpoint_find_local(const char where[], char path[], size_t len)
+{
+  struct stat st;
+  char        why[256], cand[PETSC_MAX_PATH_LEN];
+  CkptEntry  *list;
+  PetscInt    n;
+
+  PetscFunctionBegin;
+  PetscCheck(stat(where, &st) == 0, PETSC_COMM_SELF, PETSC_ERR_FILE_OPEN, "-restart %s: %s", where, strerror(errno));
+  if (!S_ISDIR(st.st_mode)) {
+    PetscCheck(checkpoint_check(where, why, sizeof(why), NULL, NULL), PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "-restart %s: %s", where, why);
+    PetscCall(PetscStrncpy(path, where, len));
+    PetscFunctionReturn(0);
+  }
+  PetscCall(checkpoint_list(where, &list, &n));
+  path[0] = '\0';
+  for (PetscInt i = 0; i < n && !path[0]; i++) {
+    PetscCall(PetscSNPrintf(cand, sizeof(cand), "%s/%s", where, list[i].name));
+    if (checkpoint_check(cand, why, sizeof(why), NULL, NULL)) PetscCall(PetscStrncpy(path, cand, len));
+    else PetscCall(PetscPrintf(PETSC_COMM_SELF, "WARNING: -restart: skipping %s: %s (left as it is)\n", cand, why));
+  }
+  PetscCall(PetscFree(list));
+  PetscCheck(path[0], PETSC_COMM_SELF, PETSC_ERR_FILE_OPEN, "-restart %s: the folder holds no complete, readable checkpoint", where);
+  PetscFunctionReturn(0);
+}
+
+/*
+  CheckpointFind - the checkpoint a restart continues from: `where` itself if it is a file (which
+  must be a complete wgf checkpoint), else the newest complete and readable ckpt_* file of the
+  folder `where`; newer files that are not are reported and skipped, never deleted.
+
+  Collective
+*/
+PetscErrorCode CheckpointFind(MPI_Comm comm, const char where[], char path[], size_t len)
+{
+  PetscMPIInt rank;
+
+  PetscFunctionBegin;
+  PetscCallMPI(MPI_Comm_rank(comm, &rank));
+  path[0] = '\0';
+  PetscCall(WGFCheckAllRanks(comm, rank ? 0 : checkpoint_find_local(where, path, len), "finding the checkpoint of -restart"));
+  PetscCallMPI(MPI_Bcast(path, (PetscMPIInt)len, MPI_CHAR, 0, comm));
+  PetscFunctionReturn(0);
+}
+
+/*
+  CheckpointReadState - the state a continuation needs (CheckpointState), particles split over
+  the ranks of comm as WGFSplitRows does. D is the dimension. Free with CheckpointStateDestroy().
+
+  Collective
+*/
+PetscErrorCode CheckpointReadState(MPI_Comm comm, const char path[], PetscInt D, CheckpointState *st)
+{
+  hid_t    f;
+  PetscInt nd;
+  hsize_t  dims[H5IO_MAX_DIMS];
+  char     name[64];
+
+  PetscFunctionBegin;
+  PetscCall(PetscMemzero(st, sizeof(*st)));
+  PetscCall(H5IOOpen(comm, path, &f));
+  PetscCall(H5IOReadAttrInt(f, path, "/", "step", &st->step));
+  PetscCall(H5IOReadAttrInt(f, path, "/", "iter", &st->iter));
+  PetscCall(H5IOReadAttrReal(f, path, "/", "time", &st->time));
+  PetscCall(H5IOGetDims(f, path, "/state/theta", &nd, dims));
+  st->P = (PetscInt)dims[0];
+  PetscCall(PetscMalloc1(st->P, &st->theta));
+  PetscCall(H5IOReadRows(f, path, "/state/theta", 0, st->P, 1, st->theta));
+  if (st->iter > 0) {
+    PetscCall(PetscMalloc2(st->P, &st->adam_m, st->P, &st->adam_v));
+    PetscCall(H5IOReadRows(f, path, "/state/adam_m", 0, st->P, 1, st->adam_m));
+    PetscCall(H5IOReadRows(f, path, "/state/adam_v", 0, st->P, 1, st->adam_v));
+  }
+  PetscCall(H5IOGetDims(f, path, "/history", &nd, dims));
+  PetscCheck(nd == 2 && dims[0] == (hsize_t)st->step + 1, comm, PETSC_ERR_FILE_UNEXPECTED, "checkpoint %s: /history must have step + 1 = %" PetscInt_FMT " rows", path, st->step + 1);
+  st->hist_rows = (PetscInt)dims[0], st->hist_cols = (PetscInt)dims[1];
+  PetscCall(PetscMalloc2(st->hist_rows * st->hist_cols, &st->hist, st->step + 1, &st->map_loss));
+  PetscCall(H5IOReadRows(f, path, "/history", 0, st->hist_rows, st->hist_cols, st->hist));
+  for (PetscInt i = 1; i <= st->step; i++) {
+    PetscCall(PetscSNPrintf(name, sizeof(name), "/maps/%04d", (int)i));
+    PetscCall(H5IOReadAttrReal(f, path, name, "loss", &st->map_loss[i - 1]));
+  }
+  PetscCall(H5IOGetDims(f, path, "/particles/x", &nd, dims));
+  PetscCheck(nd == 2 && dims[1] == (hsize_t)D, comm, PETSC_ERR_FILE_UNEXPECTED, "checkpoint %s: /particles/x must be N x %" PetscInt_FMT, path, D);
+  st->np = (PetscInt)dims[0];
+  PetscCall(WGFSplitRows(comm, st->np, &st->np_start, &st->np_local));
+  PetscCall(PetscMalloc3(st->np_local * D, &st->x0, st->np_local * D, &st->x, st->np_local, &st->logrho));
+  PetscCall(H5IOReadRows(f, path, "/particles/x0", st->np_start, st->np_local, D, st->x0));
+  PetscCall(H5IOReadRows(f, path, "/particles/x", st->np_start, st->np_local, D, st->x));
+  PetscCall(H5IOReadRows(f, path, "/particles/logrho", st->np_start, st->np_local, 1, st->logrho));
+  PetscCall(H5IOClose(&f));
+  PetscFunctionReturn(0);
+}
+
+/* CheckpointStateDestroy - frees what CheckpointReadState() allocated. */
+PetscErrorCode CheckpointStateDestroy(CheckpointState *st)
+{
+  PetscFunctionBegin;
+  PetscCall(PetscFree(st->theta));
+  PetscCall(PetscFree2(st->adam_m, st->adam_v));
+  PetscCall(PetscFree2(st->hist, st->map_loss));
+  PetscCall(PetscFree3(st->x0, st->x, st->logrho));
+  PetscFunctionReturn(0);
+}
+
+/*
+  CheckpointLoadMaps - appends maps 1..k of a checkpoint to flow (whose network shape must be the
+  checkpoint's).
+
+  Collective
+*/
+PetscErrorCode CheckpointLoadMaps(MPI_Comm comm, const char path[], PetscInt k, PetscInt P, Flow flow)
+{
+  hid_t      f;
+  PetscInt   nd;
+  hsize_t    dims[H5IO_MAX_DIMS];
+  PetscReal *theta;
+  PetscBool  exists;
+  char       name[64];
+
+  PetscFunctionBegin;
+  PetscCall(H5IOOpen(comm, path, &f));
+  PetscCall(PetscMalloc1(P, &theta));
+  for (PetscInt i = 1; i <= k; i++) {
+    PetscCall(PetscSNPrintf(name, sizeof(name), "/maps/%04d/params", (int)i));
+    PetscCall(H5IOExists(f, name, &exists));
+    PetscCheck(exists, comm, PETSC_ERR_FILE_UNEXPECTED, "file %s has no dataset %s: the chain up to map %" PetscInt_FMT " needs every map", path, name, k);
+    PetscCall(H5IOGetDims(f, path, name, &nd, dims));
+    PetscCheck(nd == 1 && dims[0] == (hsize_t)P, comm, PETSC_ERR_FILE_UNEXPECTED, "file %s: dataset %s must have %" PetscInt_FMT " entries", path, name, P);
+    PetscCall(H5IOReadRows(f, path, name, 0, P, 1, theta));
+    for (PetscInt j = 0; j < P; j++) PetscCheck(!PetscIsInfOrNanReal(theta[j]), comm, PETSC_ERR_FILE_UNEXPECTED, "file %s: dataset %s entry %" PetscInt_FMT " is not finite", path, name, j);
+    PetscCall(FlowAddMap(flow, theta));
+  }
+  PetscCall(PetscFree(theta));
+  PetscCall(H5IOClose(&f));
   PetscFunctionReturn(0);
 }
 
@@ -187,9 +477,8 @@ PetscErrorCode CheckpointLoadFlow(MPI_Comm comm, const char path[], PetscInt map
   hid_t      f;
   PetscInt   D, P, nd;
   hsize_t    dims[H5IO_MAX_DIMS];
-  PetscReal *mu0, *S0, *theta;
+  PetscReal *mu0, *S0;
   PetscBool  exists;
-  char       name[64];
 
   PetscFunctionBegin;
   PetscCall(CheckpointLoadICNN(comm, path, &map, net));
@@ -202,22 +491,13 @@ PetscErrorCode CheckpointLoadFlow(MPI_Comm comm, const char path[], PetscInt map
   PetscCheck(nd == 1 && dims[0] == (hsize_t)D, comm, PETSC_ERR_FILE_UNEXPECTED, "file %s: /problem/mu0 must have length %" PetscInt_FMT, path, D);
   PetscCall(H5IOGetDims(f, path, "/problem/S0", &nd, dims));
   PetscCheck(nd == 2 && dims[0] == (hsize_t)D && dims[1] == (hsize_t)D, comm, PETSC_ERR_FILE_UNEXPECTED, "file %s: /problem/S0 must be %" PetscInt_FMT " x %" PetscInt_FMT, path, D, D);
-  PetscCall(PetscMalloc3(D, &mu0, D * D, &S0, P, &theta));
+  PetscCall(PetscMalloc2(D, &mu0, D * D, &S0));
   PetscCall(H5IOReadRows(f, path, "/problem/mu0", 0, D, 1, mu0));
   PetscCall(H5IOReadRows(f, path, "/problem/S0", 0, D, D, S0));
+  PetscCall(H5IOClose(&f));
   PetscCall(FlowSetInitialGaussian(flow, D, mu0, S0));
   PetscCall(FlowSetNetwork(flow, net));
-  for (PetscInt i = 1; i <= map; i++) {
-    PetscCall(PetscSNPrintf(name, sizeof(name), "/maps/%04d/params", (int)i));
-    PetscCall(H5IOExists(f, name, &exists));
-    PetscCheck(exists, comm, PETSC_ERR_FILE_UNEXPECTED, "file %s has no dataset %s: the chain up to map %" PetscInt_FMT " needs every map", path, name, map);
-    PetscCall(H5IOGetDims(f, path, name, &nd, dims));
-    PetscCheck(nd == 1 && dims[0] == (hsize_t)P, comm, PETSC_ERR_FILE_UNEXPECTED, "file %s: dataset %s must have %" PetscInt_FMT " entries", path, name, P);
-    PetscCall(H5IOReadRows(f, path, name, 0, P, 1, theta));
-    for (PetscInt j = 0; j < P; j++) PetscCheck(!PetscIsInfOrNanReal(theta[j]), comm, PETSC_ERR_FILE_UNEXPECTED, "file %s: dataset %s entry %" PetscInt_FMT " is not finite", path, name, j);
-    PetscCall(FlowAddMap(flow, theta));
-  }
-  PetscCall(H5IOClose(&f));
-  PetscCall(PetscFree3(mu0, S0, theta));
+  PetscCall(CheckpointLoadMaps(comm, path, map, P, flow));
+  PetscCall(PetscFree2(mu0, S0));
   PetscFunctionReturn(0);
 }

@@ -224,8 +224,8 @@ PetscErrorCode H5IOReadAttrString(hid_t file, const char fname[], const char obj
     H5free_memory(s);
   } else {
     size_t sz = H5Tget_size(type);
-    char   tmp[1024];
-    PetscCheck(sz < sizeof(tmp), PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "file %s: attribute %s of %s is too long", fname, name, obj);
+    char  *tmp;
+    PetscCall(PetscMalloc1(sz + 1, &tmp));
     PetscCallH5(mem = H5Tcopy(H5T_C_S1));
     PetscCallH5(H5Tset_size(mem, sz + 1));
     PetscCallH5(H5Tset_cset(mem, H5Tget_cset(type)));
@@ -233,6 +233,7 @@ PetscErrorCode H5IOReadAttrString(hid_t file, const char fname[], const char obj
     tmp[sz] = '\0';
     for (size_t i = strlen(tmp); i > 0 && tmp[i - 1] == ' '; i--) tmp[i - 1] = '\0';
     PetscCall(PetscStrncpy(buf, tmp, len));
+    PetscCall(PetscFree(tmp));
   }
   PetscCallH5(H5Tclose(mem));
   PetscCallH5(H5Tclose(type));

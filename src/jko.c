@@ -27,12 +27,19 @@ struct _p_JKO {
   PetscBool setupcalled;
 
   PetscInt   D, P, start, n; /* this rank's rows [start, start + n) of the global batch */
-  PetscReal *grad;           /* [P + 4]: gradient sum, the three loss terms, an error flag: one allreduce */
+  PetscReal *grad;           /* [P + 5]: gradient sum, three loss terms, error and stop flags: one allreduce */
   PetscReal *m, *v;          /* Adam moments */
   PetscReal *x;              /* [n][D] this rank's minibatch */
   PetscReal *res_x;          /* -jko_resident: [iters][n][D] this rank's resident particles of rho_k */
   PetscReal *vbuf, *gvbuf;   /* [chunk], [chunk][D]: V and grad V at y */
   PetscInt   res_step;       /* the k whose samples res_x holds (-1: none) */
+
+  PetscInt                ckpt_every;  /* -ckpt_every_iters: checkpoint inside a step (0: never) */
+  JKOCheckpointFn         ckpt_fn;
+  void                   *ckpt_ctx;
+  volatile sig_atomic_t  *stop;        /* raised (by a signal handler) to stop after an iteration */
+  PetscInt                resume_iter; /* > 0: the next step starts at this iteration, state below */
+  PetscInt                iter_done;   /* iterations done in the step being computed */
 };
 
 /*
@@ -223,7 +230,7 @@ PetscErrorCode JKOSetUp(JKO jko)
   PetscCall(ICNNGetNumParameters(jko->net, &jko->P));
   PetscCall(ICNNGetChunkSize(jko->net, &chunk));
   PetscCall(WGFSplitRows(jko->comm, jko->batch, &jko->start, &jko->n));
-  PetscCall(PetscMalloc4(jko->P + 4, &jko->grad, jko->P, &jko->m, jko->P, &jko->v, jko->n * jko->D, &jko->x));
+  PetscCall(PetscMalloc4(jko->P + 5, &jko->grad, jko->P, &jko->m, jko->P, &jko->v, jko->n * jko->D, &jko->x));
   PetscCall(PetscMalloc2(chunk, &jko->vbuf, chunk * jko->D, &jko->gvbuf));
   if (jko->resident) PetscCall(PetscMalloc1(jko->iters * jko->n * jko->D, &jko->res_x));
   jko->setupcalled = PETSC_TRUE;
@@ -322,9 +329,12 @@ static PetscErrorCode jko_resident_update(JKO jko, PetscInt k)
   PetscFunctionBegin;
   if (jko->res_step == k) PetscFunctionReturn(0);
   PetscCall(PetscLogEventBegin(WGF_Sample, 0, 0, 0, 0));
-  if (jko->res_step >= 0 && jko->res_step < k) PetscCall(FlowPush(jko->flow, jko->res_step, k, jko->iters * jko->n, jko->res_x, NULL));
-  else
-    for (PetscInt it = 0; it < jko->iters; it++) PetscCall(FlowSample(jko->flow, k, jko->seed, RNG_POOL, 0, 0, it * jko->batch + jko->start, jko->n, NULL, jko->res_x + it * nd, NULL));
+  /* block by block, so that pushing step by step and drawing afresh through maps 1..k (after a
+     restart) do the same operations on the same blocks: the same numbers, bit for bit */
+  for (PetscInt it = 0; it < jko->iters; it++) {
+    if (jko->res_step >= 0 && jko->res_step < k) PetscCall(FlowPush(jko->flow, jko->res_step, k, jko->n, jko->res_x + it * nd, NULL));
+    else PetscCall(FlowSample(jko->flow, k, jko->seed, RNG_POOL, 0, 0, it * jko->batch + jko->start, jko->n, NULL, jko->res_x + it * nd, NULL));
+  }
   jko->res_step = k;
   PetscCall(PetscLogEventEnd(WGF_Sample, 0, 0, 0, 0));
   PetscFunctionReturn(0);
@@ -374,8 +384,9 @@ static PetscErrorCode jko_iteration(JKO jko, PetscBool pretrain, PetscInt k, Pet
   PetscFunctionBegin;
   lerr                  = jko_local(jko, pretrain, k, step, it);
   jko->grad[jko->P + 3] = lerr ? 1 : 0;
+  jko->grad[jko->P + 4] = jko->stop && *jko->stop ? 1 : 0;
   PetscCall(PetscLogEventBegin(WGF_Allreduce, 0, 0, 0, 0));
-  PetscCallMPI(MPI_Allreduce(MPI_IN_PLACE, jko->grad, (PetscMPIInt)(jko->P + 4), MPIU_REAL, MPI_SUM, jko->comm));
+  PetscCallMPI(MPI_Allreduce(MPI_IN_PLACE, jko->grad, (PetscMPIInt)(jko->P + 5), MPIU_REAL, MPI_SUM, jko->comm));
   PetscCall(PetscLogEventEnd(WGF_Allreduce, 0, 0, 0, 0));
   PetscCheck(jko->grad[jko->P + 3] == 0, jko->comm, PETSC_ERR_LIB, "JKO step %" PetscInt_FMT ", iteration %" PetscInt_FMT ": the gradient failed on %d rank(s) (see the message above)", step, it, (int)jko->grad[jko->P + 3]);
   PetscCall(PetscLogEventBegin(WGF_Adam, 0, 0, 0, 0));
@@ -386,6 +397,7 @@ static PetscErrorCode jko_iteration(JKO jko, PetscBool pretrain, PetscInt k, Pet
   info->entropy   = jko->grad[jko->P + 2];
   info->loss      = info->w2 + info->potential + info->entropy;
   info->iters     = it + 1;
+  info->stopped   = jko->grad[jko->P + 4] > 0 ? PETSC_TRUE : PETSC_FALSE; /* raised on any rank: all stop */
   PetscCheck(!PetscIsInfOrNanReal(info->loss), jko->comm, PETSC_ERR_FP, "JKO step %" PetscInt_FMT ", iteration %" PetscInt_FMT ": the loss is not finite (W2 term %g, potential term %g, entropy term %g)", step, it, (double)info->w2, (double)info->potential, (double)info->entropy);
   PetscFunctionReturn(0);
 }
@@ -447,7 +459,7 @@ PetscErrorCode JKOStepSolve(JKO jko, JKOStepInfo *info)
 {
   PetscLogDouble t0, t1;
   JKOStepInfo    inf = {0};
-  PetscInt       k;
+  PetscInt       k, it0 = 0;
   PetscReal     *theta, lr;
 
   PetscFunctionBegin;
@@ -456,20 +468,96 @@ PetscErrorCode JKOStepSolve(JKO jko, JKOStepInfo *info)
   lr = jko_learning_rate(jko, k + 1);
   PetscCall(PetscTime(&t0));
   if (jko->resident) PetscCall(WGFCheckAllRanks(jko->comm, jko_resident_update(jko, k), "pushing the resident particles"));
-  PetscCall(PetscArrayzero(jko->m, jko->P));
-  PetscCall(PetscArrayzero(jko->v, jko->P));
-  for (PetscInt it = 0; it < jko->iters; it++) {
+  if (jko->resume_iter > 0) { /* JKOSetResume() gave the network and Adam state after resume_iter iterations */
+    it0              = jko->resume_iter;
+    jko->resume_iter = 0;
+  } else {
+    PetscCall(PetscArrayzero(jko->m, jko->P));
+    PetscCall(PetscArrayzero(jko->v, jko->P));
+  }
+  for (PetscInt it = it0; it < jko->iters; it++) {
     PetscCall(jko_iteration(jko, PETSC_FALSE, k, k + 1, it, lr, &inf));
     PetscCall(jko_monitor(jko, "JKO", it, &inf));
+    jko->iter_done = it + 1;
+    if (it + 1 < jko->iters && jko->ckpt_fn && (inf.stopped || (jko->ckpt_every && (it + 1) % jko->ckpt_every == 0))) PetscCall(jko->ckpt_fn(jko->ckpt_ctx, k + 1, it + 1));
+    if (inf.stopped && it + 1 < jko->iters) break;
   }
-  PetscCall(ICNNGetParameters(jko->net, &theta));
-  PetscCall(FlowAddMap(jko->flow, theta));
   PetscCall(PetscTime(&t1));
   inf.step           = k + 1;
   inf.seconds        = t1 - t0;
-  inf.its_per_second = inf.iters / PetscMax(inf.seconds, 1e-12);
+  inf.its_per_second = (inf.iters - it0) / PetscMax(inf.seconds, 1e-12);
+  if (inf.stopped && inf.iters < jko->iters) {
+    PetscCall(PetscPrintf(jko->comm, "step %3" PetscInt_FMT " stopped after %" PetscInt_FMT " of %" PetscInt_FMT " iterations (stop requested)\n", inf.step, inf.iters, jko->iters));
+    if (info) *info = inf;
+    PetscFunctionReturn(0);
+  }
+  jko->iter_done = 0;
+  PetscCall(ICNNGetParameters(jko->net, &theta));
+  PetscCall(FlowAddMap(jko->flow, theta));
   PetscCall(PetscPrintf(jko->comm, "step %3" PetscInt_FMT "  t = %.4f  loss %.6e (W2 %.4e, V %.4e, entropy %.4e)  lr %.1e  %.2f s  %.1f it/s\n", inf.step, (double)(inf.step * jko->h), (double)inf.loss, (double)inf.w2, (double)inf.potential, (double)inf.entropy, (double)lr, inf.seconds, inf.its_per_second));
   if (info) *info = inf;
+  PetscFunctionReturn(0);
+}
+
+/* JKOSetCheckpoint - call fn(ctx, step, iter) inside a step every `every` iterations (0: only
+   when stopped). Logically Collective. */
+PetscErrorCode JKOSetCheckpoint(JKO jko, PetscInt every, JKOCheckpointFn fn, void *ctx)
+{
+  PetscFunctionBegin;
+  PetscCheck(every >= 0, jko->comm, PETSC_ERR_USER_INPUT, "-ckpt_every_iters %" PetscInt_FMT " must be >= 0", every);
+  jko->ckpt_every = every;
+  jko->ckpt_fn    = fn;
+  jko->ckpt_ctx   = ctx;
+  PetscFunctionReturn(0);
+}
+
+/* JKOSetStopFlag - a flag (set by a signal handler, say) read after every iteration: when it is
+   raised on any rank, every rank checkpoints and JKOStepSolve() returns with info.stopped. */
+PetscErrorCode JKOSetStopFlag(JKO jko, volatile sig_atomic_t *flag)
+{
+  PetscFunctionBegin;
+  jko->stop = flag;
+  PetscFunctionReturn(0);
+}
+
+/*
+  JKOGetState - the state of the step being computed: iterations done, the network parameters,
+  Adam's moments (borrowed, length ICNNGetNumParameters()).
+
+  Not Collective
+*/
+PetscErrorCode JKOGetState(JKO jko, PetscInt *iter, const PetscReal **theta, const PetscReal **m, const PetscReal **v)
+{
+  PetscReal *th;
+
+  PetscFunctionBegin;
+  PetscCall(ICNNGetParameters(jko->net, &th));
+  if (iter) *iter = jko->iter_done;
+  if (theta) *theta = th;
+  if (m) *m = jko->m;
+  if (v) *v = jko->v;
+  PetscFunctionReturn(0);
+}
+
+/*
+  JKOSetResume - the network parameters theta, and, when iter > 0, Adam's moments after iter
+  iterations of the next step (copied), from which the next JKOStepSolve() continues: the
+  restart of a checkpoint taken inside a step. With iter = 0, theta is the warm start.
+
+  Not Collective
+*/
+PetscErrorCode JKOSetResume(JKO jko, PetscInt iter, const PetscReal theta[], const PetscReal m[], const PetscReal v[])
+{
+  PetscFunctionBegin;
+  PetscCall(JKOSetUp(jko));
+  PetscCheck(iter >= 0 && iter < jko->iters, jko->comm, PETSC_ERR_ARG_OUTOFRANGE, "resuming after iteration %" PetscInt_FMT " of a step of -jko_iters %" PetscInt_FMT, iter, jko->iters);
+  PetscCall(ICNNSetParameters(jko->net, theta));
+  if (iter > 0) {
+    PetscCall(PetscArraycpy(jko->m, m, jko->P));
+    PetscCall(PetscArraycpy(jko->v, v, jko->P));
+  }
+  jko->resume_iter = iter;
+  jko->iter_done   = iter;
   PetscFunctionReturn(0);
 }
 

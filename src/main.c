@@ -1,3 +1,5 @@
+/* POSIX: sigaction for the stop signals */
+#define _POSIX_C_SOURCE 200809L
 static const char help[] = "wgf: Fokker-Planck diffusions as chains of JKO steps with input-convex neural networks.\n"
                            "  mpirun -n <ranks> build/bin/wgf [options]   (no options: a short OU demo in D = 2)\n"
                            "  -problem ou          the problem (only the Ornstein-Uhlenbeck protocol for now)\n"
@@ -24,6 +26,8 @@ static const char help[] = "wgf: Fokker-Planck diffusions as chains of JKO steps
 #include <string.h>
 #include <unistd.h>
 #include <math.h>
+#include <libgen.h>
+#include <signal.h>
 
 /* The embedded default, run when wgf is started without options: OU in D = 2, six steps of
    h = 0.05; about half a minute on 2 cores. */
@@ -36,13 +40,27 @@ static const char hist_columns[] = "step,t,loss,w2_term,potential_term,entropy_t
 
 typedef struct {
   MPI_Comm  comm;
-  char      problem[64], out_dir[PETSC_MAX_PATH_LEN];
-  PetscInt  seed, particles, eval_every, eval_samples;
+  char      problem[64], out_dir[PETSC_MAX_PATH_LEN], restart[PETSC_MAX_PATH_LEN], ckpt[PETSC_MAX_PATH_LEN];
+  PetscInt  seed, particles, eval_every, eval_samples, ckpt_every, ckpt_keep;
   PetscBool strict;
   OUProblem ou;
   JKO       jko;
   Flow      flow;
+  ICNN      net;
+  /* the run's state: resident particles (this rank's rows), history, steps */
+  PetscInt   steps, iters, pstart, pn;
+  PetscReal  h, beta, *x0, *x, *logrho, *hist, *map_loss;
+  char       last[PETSC_MAX_PATH_LEN]; /* the newest checkpoint written */
 } App;
+
+/* Raised by SIGTERM or SIGUSR1 (what Slurm and PBS send before the time limit): the solver
+   finishes its iteration, every rank checkpoints, and wgf exits with status 0. */
+static volatile sig_atomic_t stop_requested = 0;
+static void                  on_stop_signal(int sig)
+{
+  (void)sig;
+  stop_requested = 1;
+}
 
 /* The /problem group of every output. */
 static PetscErrorCode app_write_problem(void *ctx, hid_t file)
@@ -76,10 +94,10 @@ static PetscErrorCode app_write_config(void *ctx, hid_t group)
   PetscFunctionReturn(0);
 }
 
-/* -out_dir: created if missing (with its parents), must be writable, and must not already hold
-   the checkpoints of an earlier run (they are never overwritten). Checked on rank 0, the
-   verdict shared, before anything is computed. */
-static PetscErrorCode app_prepare_out_dir(const char dir[])
+/* -out_dir: created if missing (with its parents), must be writable, and, unless this run
+   continues one (-restart), must not already hold the checkpoints of an earlier run (they are
+   never overwritten). Checked on rank 0, the verdict shared, before anything is computed. */
+static PetscErrorCode app_prepare_out_dir(const char dir[], PetscBool restart)
 {
   char   path[PETSC_MAX_PATH_LEN];
   DIR   *d;
@@ -96,6 +114,7 @@ static PetscErrorCode app_prepare_out_dir(const char dir[])
     path[i] = save;
   }
   PetscCheck(access(dir, W_OK | X_OK) == 0, PETSC_COMM_SELF, PETSC_ERR_FILE_OPEN, "-out_dir %s is not a writable directory: %s", dir, strerror(errno));
+  if (restart) PetscFunctionReturn(0); /* a continuation writes on in its own folder */
   d = opendir(dir);
   PetscCheck(d, PETSC_COMM_SELF, PETSC_ERR_FILE_OPEN, "-out_dir %s cannot be read: %s", dir, strerror(errno));
   for (struct dirent *e; (e = readdir(d));) {
@@ -173,25 +192,142 @@ static PetscErrorCode app_check_unused_options(App *app)
   PetscFunctionReturn(0);
 }
 
+/* Writes the checkpoint of the state after maps 1..k and `iter` iterations of step k + 1. */
+static PetscErrorCode app_write_checkpoint(App *app, PetscInt k, PetscInt iter)
+{
+  const PetscReal *theta, *m, *v;
+
+  PetscFunctionBegin;
+  PetscCall(JKOGetState(app->jko, NULL, &theta, &m, &v));
+  {
+    CheckpointData d = {.step = k, .iter = iter, .theta = theta, .adam_m = m, .adam_v = v, .time = k * app->h, .h = app->h, .beta = app->beta, .iters = app->iters, .map_loss = app->map_loss, .net = app->net, .flow = app->flow, .np = app->particles, .np_start = app->pstart, .np_local = app->pn, .x0 = app->x0, .x = app->x, .logrho = app->logrho, .hist_rows = k + 1, .hist_cols = NCOLS, .hist_columns = hist_columns, .hist = app->hist, .write_problem = app_write_problem, .write_config = app_write_config, .ctx = app};
+    PetscCall(CheckpointWrite(app->comm, app->out_dir, &d, app->ckpt_keep, app->last, sizeof(app->last)));
+  }
+  PetscFunctionReturn(0);
+}
+
+/* JKOCheckpointFn: inside step `step`, after iter iterations (maps 1..step-1 done). */
+static PetscErrorCode app_checkpoint_in_step(void *ctx, PetscInt step, PetscInt iter)
+{
+  App *app = (App *)ctx;
+
+  PetscFunctionBegin;
+  PetscCall(app_write_checkpoint(app, step - 1, iter));
+  PetscCall(PetscPrintf(app->comm, "checkpoint %s (step %" PetscInt_FMT ", after %" PetscInt_FMT " iterations)\n", app->last, step, iter));
+  PetscFunctionReturn(0);
+}
+
+/* -restart: the options of the checkpoint's run become the defaults of this one. What the command
+   line gives wins (and is checked against the checkpoint where it must agree); the problem is
+   read from the checkpoint itself unless -ou_problem_file is given; -out_dir defaults to the
+   checkpoint's folder. */
+static PetscErrorCode app_restore_options(App *app)
+{
+  static const char *mine[] = {"jko_", "icnn_", "ou_", "flow_", "problem", "seed", "particles", "eval_every", "eval_samples", "strict_options", "ckpt_"};
+  hid_t              f;
+  char              *all, dir[PETSC_MAX_PATH_LEN];
+  PetscOptions       o;
+  PetscInt           n;
+  char             **names, **values;
+  PetscBool          set;
+
+  PetscFunctionBegin;
+  PetscCall(PetscMalloc1(1 << 16, &all));
+  PetscCall(H5IOOpen(app->comm, app->ckpt, &f));
+  PetscCall(H5IOReadAttrString(f, app->ckpt, "/config", "options", all, 1 << 16));
+  PetscCall(H5IOClose(&f));
+  PetscCall(PetscOptionsHasName(NULL, NULL, "-ou_problem_file", &set));
+  if (!set) PetscCall(PetscOptionsSetValue(NULL, "-ou_problem_file", app->ckpt));
+  PetscCall(PetscOptionsHasName(NULL, NULL, "-out_dir", &set));
+  if (!set) {
+    PetscCall(PetscStrncpy(dir, app->ckpt, sizeof(dir)));
+    PetscCall(PetscOptionsSetValue(NULL, "-out_dir", dirname(dir)));
+  }
+  PetscCall(PetscOptionsCreate(&o));
+  PetscCall(PetscOptionsInsertString(o, all));
+  PetscCall(PetscOptionsLeftGet(o, &n, &names, &values));
+  for (PetscInt i = 0; i < n; i++) {
+    char key[256];
+    for (size_t j = 0; j < sizeof(mine) / sizeof(mine[0]); j++) {
+      size_t len = strlen(mine[j]);
+      if (strncmp(names[i], mine[j], len) || !strcmp(names[i], "ckpt_keep")) continue;
+      PetscCall(PetscSNPrintf(key, sizeof(key), "-%s", names[i]));
+      PetscCall(PetscOptionsHasName(NULL, NULL, key, &set));
+      if (!set) PetscCall(PetscOptionsSetValue(NULL, key, values[i]));
+      break;
+    }
+  }
+  PetscCall(PetscOptionsLeftRestore(o, &n, &names, &values));
+  PetscCall(PetscOptionsDestroy(&o));
+  PetscCall(PetscFree(all));
+  PetscFunctionReturn(0);
+}
+
+/* -restart: what defines the problem and the network must be the checkpoint's. */
+static PetscErrorCode app_check_restart(App *app)
+{
+  hid_t           f;
+  PetscInt        D, nl, r, cD, cnl, cr, cw[ICNN_MAX_LAYERS], nd;
+  const PetscInt *w;
+  PetscReal       s, cs;
+  char            buf[64], mine[64];
+  OUProblem       cou;
+  PetscBool       same;
+  const char     *what;
+  hsize_t         dims[H5IO_MAX_DIMS];
+
+  PetscFunctionBegin;
+  PetscCall(H5IOOpen(app->comm, app->ckpt, &f));
+  PetscCall(ICNNGetShape(app->net, &D, &nl, &w, &r));
+  PetscCall(ICNNGetStrongConvexity(app->net, &s));
+  PetscCall(H5IOReadAttrInt(f, app->ckpt, "/icnn", "dim", &cD));
+  PetscCall(H5IOReadAttrIntArray(f, app->ckpt, "/icnn", "widths", ICNN_MAX_LAYERS, &cnl, cw));
+  PetscCall(H5IOReadAttrInt(f, app->ckpt, "/icnn", "rank", &cr));
+  PetscCall(H5IOReadAttrReal(f, app->ckpt, "/icnn", "strong_convexity", &cs));
+  PetscCheck(cD == D, app->comm, PETSC_ERR_USER_INPUT, "-restart %s: the dimension %" PetscInt_FMT " differs from the checkpoint's %" PetscInt_FMT, app->ckpt, D, cD);
+  PetscCheck(cnl == nl, app->comm, PETSC_ERR_USER_INPUT, "-restart %s: -icnn_widths gives %" PetscInt_FMT " layers, the checkpoint's network has %" PetscInt_FMT, app->ckpt, nl, cnl);
+  for (PetscInt l = 0; l < nl; l++) PetscCheck(cw[l] == w[l], app->comm, PETSC_ERR_USER_INPUT, "-restart %s: -icnn_widths: layer %" PetscInt_FMT " has width %" PetscInt_FMT ", the checkpoint's %" PetscInt_FMT, app->ckpt, l + 1, w[l], cw[l]);
+  PetscCheck(cr == r, app->comm, PETSC_ERR_USER_INPUT, "-restart %s: -icnn_rank %" PetscInt_FMT " differs from the checkpoint's %" PetscInt_FMT, app->ckpt, r, cr);
+  PetscCheck(cs == s, app->comm, PETSC_ERR_USER_INPUT, "-restart %s: -icnn_strong_convexity %g differs from the checkpoint's %g", app->ckpt, (double)s, (double)cs);
+#define SAME_CONFIG(opt, fmt, val) \
+  do { \
+    PetscCall(H5IOReadAttrString(f, app->ckpt, "/config", opt, buf, sizeof(buf))); \
+    PetscCall(PetscSNPrintf(mine, sizeof(mine), fmt, val)); \
+    PetscCheck(!strcmp(buf, mine), app->comm, PETSC_ERR_USER_INPUT, "-restart %s: -%s %s differs from the checkpoint's %s", app->ckpt, opt, mine, buf); \
+  } while (0)
+  SAME_CONFIG("jko_h", "%.17g", (double)app->h);
+  SAME_CONFIG("jko_beta", "%.17g", (double)app->beta);
+  SAME_CONFIG("seed", "%u", (unsigned)app->seed);
+#undef SAME_CONFIG
+  PetscCall(H5IOGetDims(f, app->ckpt, "/particles/x", &nd, dims));
+  PetscCheck(nd == 2 && dims[0] == (hsize_t)app->particles, app->comm, PETSC_ERR_USER_INPUT, "-restart %s: -particles %" PetscInt_FMT " differs from the checkpoint's %llu", app->ckpt, app->particles, (unsigned long long)dims[0]);
+  PetscCall(H5IOClose(&f));
+  PetscCall(OUProblemLoad(app->comm, app->ckpt, &cou));
+  PetscCall(OUProblemSame(app->ou, cou, &same, &what));
+  PetscCall(OUProblemDestroy(&cou));
+  PetscCheck(same, app->comm, PETSC_ERR_USER_INPUT, "-restart %s: the problem differs from the checkpoint's (%s); -ou_problem_file and -ou_dim must give the checkpoint's problem", app->ckpt, what);
+  PetscFunctionReturn(0);
+}
+
 int main(int argc, char **argv)
 {
-  App             app = {.problem = "ou", .out_dir = "wgf_out", .seed = 0, .particles = 8192, .eval_every = 1, .eval_samples = 8192};
-  PetscInt        D, steps, pstart, pn, nmaps = 0;
-  PetscReal       h, beta, *x0, *x, *logrho, *hist, *map_loss, iters_per_s = 0;
+  App              app = {.problem = "ou", .out_dir = "wgf_out", .seed = 0, .particles = 8192, .eval_every = 1, .eval_samples = 8192};
+  PetscInt         D, k0 = 0, iter0 = 0;
+  PetscReal        iters_per_s = 0;
+  PetscInt         nsteps_done = 0;
   const PetscReal *mu0, *S0;
-  Potential       V;
-  ICNN            net;
-  JKOStepInfo     info;
-  PetscLogDouble  t0, t1;
-  char            path[PETSC_MAX_PATH_LEN];
-  PetscInt        iters;
-  PetscMPIInt     size;
-  PetscBool       help_only;
-  PetscLogStage   stage[3];
+  Potential        V;
+  JKOStepInfo      info;
+  PetscLogDouble   t0, t1;
+  PetscMPIInt      size, rank;
+  PetscBool        help_only, has_restart;
+  PetscLogStage    stage[3];
+  CheckpointState  st = {0};
 
   PetscCall(PetscInitialize(&argc, &argv, NULL, help));
   app.comm = PETSC_COMM_WORLD;
   PetscCallMPI(MPI_Comm_size(app.comm, &size));
+  PetscCallMPI(MPI_Comm_rank(app.comm, &rank));
   PetscCall(WGFLogEventsRegister());
   PetscCall(PetscLogStageRegister("Pretraining", &stage[0]));
   PetscCall(PetscLogStageRegister("JKO steps", &stage[1]));
@@ -200,6 +336,13 @@ int main(int argc, char **argv)
     PetscCall(PetscOptionsInsertString(NULL, default_protocol));
     PetscCall(PetscPrintf(app.comm, "No options given: the embedded default protocol (%s)\n", default_protocol));
   }
+  PetscCall(PetscOptionsGetString(NULL, NULL, "-restart", app.restart, sizeof(app.restart), &has_restart));
+  if (has_restart) {
+    PetscCheck(app.restart[0], app.comm, PETSC_ERR_USER_INPUT, "-restart needs a checkpoint file or a folder of checkpoints");
+    PetscCall(CheckpointFind(app.comm, app.restart, app.ckpt, sizeof(app.ckpt)));
+    PetscCall(PetscPrintf(app.comm, "restarting from %s\n", app.ckpt));
+    PetscCall(app_restore_options(&app));
+  }
   PetscOptionsBegin(app.comm, NULL, "wgf driver", NULL);
   PetscCall(PetscOptionsString("-problem", "Problem: ou", NULL, app.problem, app.problem, sizeof(app.problem), NULL));
   PetscCall(PetscOptionsInt("-seed", "Seed of every random number", NULL, app.seed, &app.seed, NULL));
@@ -207,6 +350,9 @@ int main(int argc, char **argv)
   PetscCall(PetscOptionsInt("-particles", "Resident particles in every checkpoint", NULL, app.particles, &app.particles, NULL));
   PetscCall(PetscOptionsInt("-eval_every", "Evaluate the metrics every K steps (0: never)", NULL, app.eval_every, &app.eval_every, NULL));
   PetscCall(PetscOptionsInt("-eval_samples", "Samples of each metric", NULL, app.eval_samples, &app.eval_samples, NULL));
+  PetscCall(PetscOptionsString("-restart", "Continue from a checkpoint file, or the newest complete one of a folder", NULL, app.restart, app.restart, sizeof(app.restart), NULL));
+  PetscCall(PetscOptionsInt("-ckpt_every_iters", "Also checkpoint every M iterations inside a step (0: only after steps)", NULL, app.ckpt_every, &app.ckpt_every, NULL));
+  PetscCall(PetscOptionsInt("-ckpt_keep", "Keep only the newest N checkpoints (0: all)", NULL, app.ckpt_keep, &app.ckpt_keep, NULL));
   PetscCall(PetscOptionsBool("-strict_options", "Stop on an unused option", NULL, app.strict, &app.strict, NULL));
   PetscOptionsEnd();
   PetscCheck(!strcmp(app.problem, "ou"), app.comm, PETSC_ERR_USER_INPUT, "-problem %s is unknown (known: ou)", app.problem);
@@ -214,6 +360,7 @@ int main(int argc, char **argv)
   PetscCheck(app.particles >= 0, app.comm, PETSC_ERR_USER_INPUT, "-particles %" PetscInt_FMT " must be >= 0", app.particles);
   PetscCheck(app.eval_every >= 0, app.comm, PETSC_ERR_USER_INPUT, "-eval_every %" PetscInt_FMT " must be >= 0", app.eval_every);
   PetscCheck(app.eval_samples >= 2 * size, app.comm, PETSC_ERR_USER_INPUT, "-eval_samples %" PetscInt_FMT " must be at least 2 per rank", app.eval_samples);
+  PetscCheck(app.ckpt_keep >= 0, app.comm, PETSC_ERR_USER_INPUT, "-ckpt_keep %" PetscInt_FMT " must be >= 0", app.ckpt_keep);
 
   /* everything that can be checked is checked before the output folder is touched */
   PetscCall(OUProblemCreate(app.comm, (uint32_t)app.seed, &app.ou));
@@ -228,8 +375,10 @@ int main(int argc, char **argv)
   PetscCall(JKOSetPotential(app.jko, V));
   PetscCall(JKOSetSeed(app.jko, (uint32_t)app.seed));
   PetscCall(JKOSetUp(app.jko));
-  PetscCall(JKOGetSettings(app.jko, &steps, &h, &beta, &iters));
-  PetscCall(JKOGetNetwork(app.jko, &net));
+  PetscCall(JKOGetSettings(app.jko, &app.steps, &app.h, &app.beta, &app.iters));
+  PetscCall(JKOGetNetwork(app.jko, &app.net));
+  PetscCall(JKOSetCheckpoint(app.jko, app.ckpt_every, app_checkpoint_in_step, &app));
+  PetscCall(JKOSetStopFlag(app.jko, &stop_requested));
   PetscCall(app_check_unused_options(&app));
   PetscCall(PetscOptionsHasName(NULL, NULL, "-help", &help_only));
   if (help_only) { /* every option has been listed with its default: nothing to run */
@@ -239,56 +388,86 @@ int main(int argc, char **argv)
     PetscCall(PetscFinalize());
     return 0;
   }
-  {
-    PetscMPIInt    rank;
-    PetscErrorCode lerr = 0;
-    PetscCallMPI(MPI_Comm_rank(app.comm, &rank));
-    if (rank == 0) lerr = app_prepare_out_dir(app.out_dir);
-    PetscCall(WGFCheckAllRanks(app.comm, lerr, "preparing -out_dir"));
-  }
+  if (has_restart) PetscCall(app_check_restart(&app));
+  PetscCall(WGFCheckAllRanks(app.comm, rank ? 0 : app_prepare_out_dir(app.out_dir, has_restart), "preparing -out_dir"));
   PetscCall(OUProblemView(app.ou, NULL));
   PetscCall(JKOView(app.jko, NULL));
+  {
+    struct sigaction sa;
+    PetscCall(PetscMemzero(&sa, sizeof(sa)));
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    PetscCheck(sigaction(SIGTERM, &sa, NULL) == 0 && sigaction(SIGUSR1, &sa, NULL) == 0, PETSC_COMM_SELF, PETSC_ERR_SYS, "cannot install the SIGTERM/SIGUSR1 handler");
+  }
 
-  /* the resident particles: each rank its rows, drawn by global index */
-  PetscCall(WGFSplitRows(app.comm, app.particles, &pstart, &pn));
-  PetscCall(PetscMalloc3(pn * D, &x0, pn * D, &x, pn, &logrho));
-  PetscCall(PetscCalloc2((steps + 1) * NCOLS, &hist, steps + 1, &map_loss));
-  PetscCall(WGFCheckAllRanks(app.comm, FlowSample(app.flow, 0, (uint32_t)app.seed, RNG_PARTICLES, 0, 0, pstart, pn, x0, x, logrho), "drawing the particles"));
-  for (PetscInt i = 0; i < (steps + 1) * NCOLS; i++) hist[i] = NAN;
-  hist[0] = 0, hist[1] = 0;
-  if (app.eval_every) PetscCall(app_evaluate(&app, 0, hist));
+  /* the state: resident particles (each rank its rows, drawn by global index), the history */
+  PetscCall(PetscMalloc2((app.steps + 1) * NCOLS, &app.hist, app.steps + 1, &app.map_loss));
+  for (PetscInt i = 0; i < (app.steps + 1) * NCOLS; i++) app.hist[i] = NAN;
+  if (has_restart) {
+    PetscInt P;
+    PetscCall(CheckpointReadState(app.comm, app.ckpt, D, &st));
+    PetscCall(ICNNGetNumParameters(app.net, &P));
+    PetscCheck(st.P == P, app.comm, PETSC_ERR_FILE_UNEXPECTED, "-restart %s: /state/theta has %" PetscInt_FMT " parameters, the network %" PetscInt_FMT, app.ckpt, st.P, P);
+    k0    = st.step;
+    iter0 = st.iter;
+    PetscCall(CheckpointLoadMaps(app.comm, app.ckpt, k0, P, app.flow));
+    for (PetscInt i = 0; i < PetscMin(st.hist_rows, app.steps + 1) * PetscMin(st.hist_cols, NCOLS); i++) app.hist[(i / PetscMin(st.hist_cols, NCOLS)) * NCOLS + i % PetscMin(st.hist_cols, NCOLS)] = st.hist[(i / PetscMin(st.hist_cols, NCOLS)) * st.hist_cols + i % PetscMin(st.hist_cols, NCOLS)];
+    for (PetscInt i = 0; i < PetscMin(k0, app.steps); i++) app.map_loss[i] = st.map_loss[i];
+    app.pstart = st.np_start, app.pn = st.np_local;
+    app.x0 = st.x0, app.x = st.x, app.logrho = st.logrho;
+    st.x0 = st.x = st.logrho = NULL; /* taken over */
+    if (iter0 >= app.iters) { /* more iterations done than -jko_iters now asks: the step is over */
+      PetscCall(PetscPrintf(app.comm, "the checkpoint is after %" PetscInt_FMT " iterations of step %" PetscInt_FMT ", -jko_iters is %" PetscInt_FMT ": continuing from iteration %" PetscInt_FMT "\n", iter0, k0 + 1, app.iters, app.iters - 1));
+      iter0 = app.iters - 1;
+    }
+    PetscCall(JKOSetResume(app.jko, iter0, st.theta, st.adam_m, st.adam_v));
+    PetscCall(PetscPrintf(app.comm, "continuing after map %" PetscInt_FMT "%s\n", k0, iter0 ? " inside the next step" : ""));
+  } else {
+    PetscCall(WGFSplitRows(app.comm, app.particles, &app.pstart, &app.pn));
+    PetscCall(PetscMalloc3(app.pn * D, &app.x0, app.pn * D, &app.x, app.pn, &app.logrho));
+    PetscCall(WGFCheckAllRanks(app.comm, FlowSample(app.flow, 0, (uint32_t)app.seed, RNG_PARTICLES, 0, 0, app.pstart, app.pn, app.x0, app.x, app.logrho), "drawing the particles"));
+    app.hist[0] = 0, app.hist[1] = 0;
+    if (app.eval_every) PetscCall(app_evaluate(&app, 0, app.hist));
+    PetscCall(PetscLogStagePush(stage[0]));
+    PetscCall(JKOPretrain(app.jko, &info));
+    PetscCall(PetscLogStagePop());
+  }
 
-  PetscCall(PetscLogStagePush(stage[0]));
-  PetscCall(JKOPretrain(app.jko, &info));
-  PetscCall(PetscLogStagePop());
-  for (PetscInt k = 1; k <= steps; k++) {
-    PetscReal *row = hist + k * NCOLS;
+  for (PetscInt k = k0 + 1; k <= app.steps; k++) {
+    PetscReal *row = app.hist + k * NCOLS;
     PetscCall(PetscTime(&t0));
     PetscCall(PetscLogStagePush(stage[1]));
     PetscCall(JKOStepSolve(app.jko, &info));
-    PetscCall(WGFCheckAllRanks(app.comm, FlowPush(app.flow, k - 1, k, pn, x, logrho), "pushing the particles"));
-    PetscCall(FlowGetNumMaps(app.flow, &nmaps));
-    row[0] = k, row[1] = k * h, row[2] = info.loss, row[3] = info.w2, row[4] = info.potential, row[5] = info.entropy;
-    map_loss[k - 1] = info.loss;
-    iters_per_s += info.its_per_second;
     PetscCall(PetscLogStagePop());
-    if (app.eval_every && (k % app.eval_every == 0 || k == steps)) {
+    if (info.stopped && info.iters < app.iters) {
+      PetscCall(PetscPrintf(app.comm, "stopped by a signal inside step %" PetscInt_FMT ": checkpoint %s written; continue with -restart %s\n", k, app.last, app.out_dir));
+      break;
+    }
+    PetscCall(WGFCheckAllRanks(app.comm, FlowPush(app.flow, k - 1, k, app.pn, app.x, app.logrho), "pushing the particles"));
+    row[0] = k, row[1] = k * app.h, row[2] = info.loss, row[3] = info.w2, row[4] = info.potential, row[5] = info.entropy;
+    app.map_loss[k - 1] = info.loss;
+    iters_per_s += info.its_per_second;
+    nsteps_done++;
+    if (app.eval_every && (k % app.eval_every == 0 || k == app.steps)) {
       PetscCall(PetscLogStagePush(stage[2]));
       PetscCall(app_evaluate(&app, k, row));
       PetscCall(PetscLogStagePop());
-      PetscCall(PetscPrintf(app.comm, "step %3" PetscInt_FMT "  t = %.4f  SymKL to the exact solution %.5f  (KL model|exact %.5f, exact|model %.5f)  energy distance %.2e\n", k, (double)(k * h), (double)row[8], (double)row[6], (double)row[7], (double)row[9]));
+      PetscCall(PetscPrintf(app.comm, "step %3" PetscInt_FMT "  t = %.4f  SymKL to the exact solution %.5f  (KL model|exact %.5f, exact|model %.5f)  energy distance %.2e\n", k, (double)(k * app.h), (double)row[8], (double)row[6], (double)row[7], (double)row[9]));
     }
     PetscCall(PetscTime(&t1));
     row[11] = t1 - t0;
-    {
-      CheckpointData d = {.step = k, .time = k * h, .h = h, .beta = beta, .iters = iters, .map_loss = map_loss, .net = net, .flow = app.flow, .np = app.particles, .np_start = pstart, .np_local = pn, .x0 = x0, .x = x, .logrho = logrho, .hist_rows = k + 1, .hist_cols = NCOLS, .hist_columns = hist_columns, .hist = hist, .write_problem = app_write_problem, .write_config = app_write_config, .ctx = &app};
-      PetscCall(CheckpointWrite(app.comm, app.out_dir, &d, path, sizeof(path)));
+    PetscCall(app_write_checkpoint(&app, k, 0));
+    if (info.stopped) {
+      PetscCall(PetscPrintf(app.comm, "stopped by a signal after step %" PetscInt_FMT ": checkpoint %s written; continue with -restart %s\n", k, app.last, app.out_dir));
+      break;
     }
   }
-  if (steps) PetscCall(PetscPrintf(app.comm, "done: %" PetscInt_FMT " steps on %d rank(s), %.1f training iterations per second on average; last checkpoint %s\n", steps, size, (double)(iters_per_s / steps), steps ? path : "(none)"));
+  if (nsteps_done) PetscCall(PetscPrintf(app.comm, "done: %" PetscInt_FMT " steps on %d rank(s), %.1f training iterations per second on average; last checkpoint %s\n", nsteps_done, size, (double)(iters_per_s / nsteps_done), app.last));
 
-  PetscCall(PetscFree3(x0, x, logrho));
-  PetscCall(PetscFree2(hist, map_loss));
+  PetscCall(CheckpointStateDestroy(&st));
+  PetscCall(PetscFree3(app.x0, app.x, app.logrho));
+  PetscCall(PetscFree2(app.hist, app.map_loss));
   PetscCall(JKODestroy(&app.jko));
   PetscCall(FlowDestroy(&app.flow));
   PetscCall(OUProblemDestroy(&app.ou));

@@ -1,5 +1,9 @@
 /* The HDF5 layout of wgf's checkpoints and map files (ARCHITECTURE.md, "Files"):
-     /                   attrs format "wgf-checkpoint", format_version 1, step k, time t_k
+   DIR/ckpt_<kkkk>.h5 after step k; DIR/ckpt_<kkkk>_<iiiiii>.h5 inside step k + 1 after i iterations.
+     /                   attrs format "wgf-checkpoint", format_version 1, step k, iter i, time t_k,
+                         complete 1 (written last: a file without it is not a checkpoint)
+     /state/theta        float64 [P]: the network being trained (= map k when i = 0)
+     /state/adam_m, adam_v  float64 [P]: Adam's moments after i iterations (only when i > 0)
      /config             attrs: the settings in effect, as strings
      /icnn               attrs dim (int), widths (int[]), rank (int), activation ("softplus"),
                          strong_convexity (double)
@@ -22,7 +26,8 @@ typedef PetscErrorCode (*CheckpointWriter)(void *, hid_t);
 
 /* Everything one checkpoint holds; arrays are borrowed for the call. */
 typedef struct {
-  PetscInt         step;
+  PetscInt         step, iter; /* maps 1..step done; iter > 0: inside step + 1 after iter iterations */
+  const PetscReal *theta, *adam_m, *adam_v;
   PetscReal        time, h, beta;
   PetscInt         iters;
   const PetscReal *map_loss; /* [step]: the final loss of each map */
@@ -37,8 +42,21 @@ typedef struct {
   void            *ctx;
 } CheckpointData;
 
-PetscErrorCode CheckpointWrite(MPI_Comm, const char[], const CheckpointData *, char[], size_t);
+/* What a restart needs from a checkpoint, read on every rank (particles: this rank's rows). */
+typedef struct {
+  PetscInt   step, iter, P, hist_rows, hist_cols, np, np_start, np_local;
+  PetscReal  time;
+  PetscReal *theta, *adam_m, *adam_v; /* [P]; adam_* NULL when iter = 0 */
+  PetscReal *hist, *map_loss;         /* [hist_rows][hist_cols], [step] */
+  PetscReal *x0, *x, *logrho;         /* [np_local][D], [np_local][D], [np_local] */
+} CheckpointState;
+
+PetscErrorCode CheckpointWrite(MPI_Comm, const char[], const CheckpointData *, PetscInt, char[], size_t);
+PetscErrorCode CheckpointFind(MPI_Comm, const char[], char[], size_t);
+PetscErrorCode CheckpointReadState(MPI_Comm, const char[], PetscInt, CheckpointState *);
+PetscErrorCode CheckpointStateDestroy(CheckpointState *);
 PetscErrorCode CheckpointLoadICNN(MPI_Comm, const char[], PetscInt *, ICNN);
 PetscErrorCode CheckpointLoadFlow(MPI_Comm, const char[], PetscInt, ICNN, Flow);
+PetscErrorCode CheckpointLoadMaps(MPI_Comm, const char[], PetscInt, PetscInt, Flow);
 
 #endif

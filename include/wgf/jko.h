@@ -9,6 +9,7 @@
 #include <wgf/flow.h>
 #include <wgf/potential.h>
 #include <hdf5.h>
+#include <signal.h>
 
 typedef struct _p_JKO *JKO;
 
@@ -16,9 +17,14 @@ typedef struct _p_JKO *JKO;
    batch, the wall time and the rate. */
 typedef struct {
   PetscInt  step, iters;
+  PetscBool stopped; /* the step was interrupted by the stop flag (its state was checkpointed) */
   PetscReal loss, w2, potential, entropy; /* loss = w2 + potential + entropy (sec. 1, times h) */
   PetscReal seconds, its_per_second;
 } JKOStepInfo;
+
+/* Called inside a step after `iter` of its iterations (every -ckpt_every_iters, and when the stop
+   flag is raised), to save what JKOGetState() returns. step is the step being computed (k + 1). */
+typedef PetscErrorCode (*JKOCheckpointFn)(void *ctx, PetscInt step, PetscInt iter);
 
 PetscErrorCode JKOCreate(MPI_Comm, JKO *);
 PetscErrorCode JKODestroy(JKO *);
@@ -33,5 +39,9 @@ PetscErrorCode JKOPretrain(JKO, JKOStepInfo *);
 PetscErrorCode JKOStepSolve(JKO, JKOStepInfo *);
 PetscErrorCode JKOView(JKO, PetscViewer);
 PetscErrorCode JKOWriteConfig(JKO, hid_t);
+PetscErrorCode JKOSetCheckpoint(JKO, PetscInt, JKOCheckpointFn, void *);
+PetscErrorCode JKOSetStopFlag(JKO, volatile sig_atomic_t *);
+PetscErrorCode JKOGetState(JKO, PetscInt *, const PetscReal **, const PetscReal **, const PetscReal **);
+PetscErrorCode JKOSetResume(JKO, PetscInt, const PetscReal[], const PetscReal[], const PetscReal[]);
 
 #endif

@@ -12,6 +12,8 @@
 typedef struct _p_OUProblem *OUProblem;
 
 PetscErrorCode OUProblemCreate(MPI_Comm, uint32_t, OUProblem *);
+PetscErrorCode OUProblemLoad(MPI_Comm, const char[], OUProblem *);
+PetscErrorCode OUProblemSame(OUProblem, OUProblem, PetscBool *, const char **);
 PetscErrorCode OUProblemDestroy(OUProblem *);
 PetscErrorCode OUProblemGetPotential(OUProblem, Potential *);
 PetscErrorCode OUProblemGetInitial(OUProblem, PetscInt *, const PetscReal **, const PetscReal **);

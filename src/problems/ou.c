@@ -100,11 +100,41 @@ static PetscErrorCode ou_read(hid_t f, const char file[], const char name[], Pet
   PetscFunctionReturn(0);
 }
 
+/* Reads /problem/{A,m,mu0,S0} of p->source into p; with has_dim, the dimension must be D. The
+   messages name the file as -ou_problem_file (or the -restart checkpoint it came from). */
+static PetscErrorCode ou_load(OUProblem p, PetscBool has_dim, PetscInt D)
+{
+  hid_t     f;
+  PetscInt  nd;
+  hsize_t   dims[H5IO_MAX_DIMS];
+  PetscBool sym, pd;
+  MPI_Comm  comm = p->comm;
+
+  PetscFunctionBegin;
+  PetscCall(H5IOOpen(comm, p->source, &f));
+  PetscCall(H5IOGetDims(f, p->source, "/problem/A", &nd, dims));
+  PetscCheck(nd == 2 && dims[0] == dims[1] && dims[0] >= 1, comm, PETSC_ERR_FILE_UNEXPECTED, "-ou_problem_file %s: /problem/A must be a square D x D matrix", p->source);
+  PetscCheck(!has_dim || (hsize_t)D == dims[0], comm, PETSC_ERR_USER_INPUT, "-ou_dim %" PetscInt_FMT " disagrees with -ou_problem_file %s, whose /problem/A is %llu x %llu", D, p->source, (unsigned long long)dims[0], (unsigned long long)dims[1]);
+  D = (PetscInt)dims[0];
+  PetscCall(PetscMalloc4(D * D, &p->A, D, &p->m, D, &p->mu0, D * D, &p->S0));
+  PetscCall(ou_read(f, p->source, "A", D, PETSC_TRUE, p->A));
+  PetscCall(ou_read(f, p->source, "m", D, PETSC_FALSE, p->m));
+  PetscCall(ou_read(f, p->source, "mu0", D, PETSC_FALSE, p->mu0));
+  PetscCall(ou_read(f, p->source, "S0", D, PETSC_TRUE, p->S0));
+  PetscCall(H5IOClose(&f));
+  PetscCall(ou_is_spd(D, p->A, &sym, &pd));
+  PetscCheck(sym && pd, comm, PETSC_ERR_FILE_UNEXPECTED, "-ou_problem_file %s: /problem/A is not %s", p->source, sym ? "positive definite" : "symmetric");
+  PetscCall(ou_is_spd(D, p->S0, &sym, &pd));
+  PetscCheck(sym && pd, comm, PETSC_ERR_FILE_UNEXPECTED, "-ou_problem_file %s: /problem/S0 is not %s", p->source, sym ? "positive definite" : "symmetric");
+  p->D = D;
+  PetscFunctionReturn(0);
+}
+
 /*
   OUProblemCreate - the OU problem from the options:
     -ou_dim D              dimension of the random problem (default 2)
     -ou_problem_file FILE  read /problem/A (D x D), /problem/m (D), /problem/mu0 (D), /problem/S0
-                           (D x D) instead; -ou_dim, if given, must agree
+                           (D x D) instead (a checkpoint works); -ou_dim, if given, must agree
   The random problem (from seed): A^{-1} = make_spd_matrix(D), m ~ N(0, I), rho_0 = N(0, I).
 
   Collective
@@ -112,7 +142,7 @@ static PetscErrorCode ou_read(hid_t f, const char file[], const char name[], Pet
 PetscErrorCode OUProblemCreate(MPI_Comm comm, uint32_t seed, OUProblem *ou)
 {
   OUProblem p;
-  PetscBool has_file, has_dim, sym, pd;
+  PetscBool has_file, has_dim;
   PetscInt  D = 2;
 
   PetscFunctionBegin;
@@ -122,26 +152,8 @@ PetscErrorCode OUProblemCreate(MPI_Comm comm, uint32_t seed, OUProblem *ou)
   PetscCall(PetscOptionsInt("-ou_dim", "Dimension of the random OU problem", "OUProblemCreate", D, &D, &has_dim));
   PetscCall(PetscOptionsString("-ou_problem_file", "HDF5 file with /problem/A, m, mu0, S0", "OUProblemCreate", p->source, p->source, sizeof(p->source), &has_file));
   PetscOptionsEnd();
-  if (has_file && p->source[0]) {
-    hid_t    f;
-    PetscInt nd;
-    hsize_t  dims[H5IO_MAX_DIMS];
-    PetscCall(H5IOOpen(comm, p->source, &f));
-    PetscCall(H5IOGetDims(f, p->source, "/problem/A", &nd, dims));
-    PetscCheck(nd == 2 && dims[0] == dims[1] && dims[0] >= 1, comm, PETSC_ERR_FILE_UNEXPECTED, "-ou_problem_file %s: /problem/A must be a square D x D matrix", p->source);
-    PetscCheck(!has_dim || (hsize_t)D == dims[0], comm, PETSC_ERR_USER_INPUT, "-ou_dim %" PetscInt_FMT " disagrees with -ou_problem_file %s, whose /problem/A is %llu x %llu", D, p->source, (unsigned long long)dims[0], (unsigned long long)dims[1]);
-    D = (PetscInt)dims[0];
-    PetscCall(PetscMalloc4(D * D, &p->A, D, &p->m, D, &p->mu0, D * D, &p->S0));
-    PetscCall(ou_read(f, p->source, "A", D, PETSC_TRUE, p->A));
-    PetscCall(ou_read(f, p->source, "m", D, PETSC_FALSE, p->m));
-    PetscCall(ou_read(f, p->source, "mu0", D, PETSC_FALSE, p->mu0));
-    PetscCall(ou_read(f, p->source, "S0", D, PETSC_TRUE, p->S0));
-    PetscCall(H5IOClose(&f));
-    PetscCall(ou_is_spd(D, p->A, &sym, &pd));
-    PetscCheck(sym && pd, comm, PETSC_ERR_FILE_UNEXPECTED, "-ou_problem_file %s: /problem/A is not %s", p->source, sym ? "positive definite" : "symmetric");
-    PetscCall(ou_is_spd(D, p->S0, &sym, &pd));
-    PetscCheck(sym && pd, comm, PETSC_ERR_FILE_UNEXPECTED, "-ou_problem_file %s: /problem/S0 is not %s", p->source, sym ? "positive definite" : "symmetric");
-  } else {
+  if (has_file && p->source[0]) PetscCall(ou_load(p, has_dim, D));
+  else {
     PetscCheck(D >= 1, comm, PETSC_ERR_USER_INPUT, "-ou_dim %" PetscInt_FMT " must be >= 1", D);
     PetscCall(PetscMalloc4(D * D, &p->A, D, &p->m, D, &p->mu0, D * D, &p->S0));
     PetscCall(ou_random_target(D, seed, p->A, p->m));
@@ -149,9 +161,55 @@ PetscErrorCode OUProblemCreate(MPI_Comm comm, uint32_t seed, OUProblem *ou)
       p->mu0[i] = 0;
       for (PetscInt j = 0; j < D; j++) p->S0[i * D + j] = i == j ? 1 : 0;
     }
+    p->D = D;
   }
-  p->D = D;
-  PetscCall(PotentialCreateQuadratic(comm, D, p->A, p->m, &p->V));
+  PetscCall(PotentialCreateQuadratic(comm, p->D, p->A, p->m, &p->V));
+  *ou = p;
+  PetscFunctionReturn(0);
+}
+
+/*
+  OUProblemSame - whether two OU problems are the same problem: the same dimension and bitwise
+  the same A, m, mu0 and S0. what names the first difference ("" when the same).
+
+  Not Collective
+*/
+PetscErrorCode OUProblemSame(OUProblem a, OUProblem b, PetscBool *same, const char **what)
+{
+  PetscInt D = a->D;
+
+  PetscFunctionBegin;
+  *same = PETSC_FALSE;
+  *what = "the dimension";
+  if (a->D != b->D) PetscFunctionReturn(0);
+  *what = "A";
+  for (PetscInt i = 0; i < D * D; i++)
+    if (a->A[i] != b->A[i]) PetscFunctionReturn(0);
+  *what = "m";
+  for (PetscInt i = 0; i < D; i++)
+    if (a->m[i] != b->m[i]) PetscFunctionReturn(0);
+  *what = "mu0";
+  for (PetscInt i = 0; i < D; i++)
+    if (a->mu0[i] != b->mu0[i]) PetscFunctionReturn(0);
+  *what = "S0";
+  for (PetscInt i = 0; i < D * D; i++)
+    if (a->S0[i] != b->S0[i]) PetscFunctionReturn(0);
+  *same = PETSC_TRUE;
+  *what = "";
+  PetscFunctionReturn(0);
+}
+
+/* OUProblemLoad - the problem stored in /problem of an HDF5 file (a checkpoint). Collective. */
+PetscErrorCode OUProblemLoad(MPI_Comm comm, const char path[], OUProblem *ou)
+{
+  OUProblem p;
+
+  PetscFunctionBegin;
+  PetscCall(PetscNew(&p));
+  p->comm = comm;
+  PetscCall(PetscStrncpy(p->source, path, sizeof(p->source)));
+  PetscCall(ou_load(p, PETSC_FALSE, 0));
+  PetscCall(PotentialCreateQuadratic(comm, p->D, p->A, p->m, &p->V));
   *ou = p;
   PetscFunctionReturn(0);
 }
