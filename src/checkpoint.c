@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include <dirent.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 /* H5Literate callback: the highest 4-digit map number among the links of /maps. */
 static herr_t checkpoint_max_map(hid_t group, const char *name, const H5L_info_t *info, void *data)
@@ -74,6 +75,11 @@ PetscErrorCode CheckpointLoadICNN(MPI_Comm comm, const char path[], PetscInt *ma
   PetscFunctionReturn(0);
 }
 
+/* Every call of the writer is followed by an agreement of all ranks: a failure on one rank (a
+   full disk hits the rank whose rows do not fit) stops every rank at the same point instead of
+   leaving the others waiting in the next collective HDF5 call. */
+#define CKPT(call) PetscCall(WGFCheckAllRanks(comm, (call), "writing a checkpoint"))
+
 /* Writes the whole checkpoint into the open file (every rank). */
 static PetscErrorCode checkpoint_fill(MPI_Comm comm, hid_t f, const CheckpointData *d)
 {
@@ -86,23 +92,23 @@ static PetscErrorCode checkpoint_fill(MPI_Comm comm, hid_t f, const CheckpointDa
 
   PetscFunctionBegin;
   PetscCallMPI(MPI_Comm_rank(comm, &rank));
-  PetscCall(H5IOWriteAttrString(f, "format", "wgf-checkpoint"));
-  PetscCall(H5IOWriteAttrInt(f, "format_version", CHECKPOINT_FORMAT_VERSION));
-  PetscCall(H5IOWriteAttrInt(f, "step", d->step));
-  PetscCall(H5IOWriteAttrInt(f, "iter", d->iter));
-  PetscCall(H5IOWriteAttrReal(f, "time", d->time));
+  CKPT(H5IOWriteAttrString(f, "format", "wgf-checkpoint"));
+  CKPT(H5IOWriteAttrInt(f, "format_version", CHECKPOINT_FORMAT_VERSION));
+  CKPT(H5IOWriteAttrInt(f, "step", d->step));
+  CKPT(H5IOWriteAttrInt(f, "iter", d->iter));
+  CKPT(H5IOWriteAttrReal(f, "time", d->time));
 
   PetscCall(ICNNGetShape(d->net, &D, &nl, &widths, &r));
   PetscCall(ICNNGetStrongConvexity(d->net, &s));
   PetscCall(ICNNGetNumParameters(d->net, &P));
-  PetscCall(H5IOCreateGroup(f, "/icnn", &g));
-  PetscCall(H5IOWriteAttrInt(g, "dim", D));
-  PetscCall(H5IOWriteAttrIntArray(g, "widths", nl, widths));
-  PetscCall(H5IOWriteAttrInt(g, "rank", r));
-  PetscCall(H5IOWriteAttrString(g, "activation", "softplus"));
-  PetscCall(H5IOWriteAttrReal(g, "strong_convexity", s));
-  PetscCall(H5IOWriteAttrInt(g, "num_parameters", P));
-  PetscCall(H5IOWriteAttrString(g, "order", "per layer A (D,r,n), W (n,D), b (n), U (n,n_prev) if layer >= 2; then w (n_L); MATH.md sec. 2"));
+  CKPT(H5IOCreateGroup(f, "/icnn", &g));
+  CKPT(H5IOWriteAttrInt(g, "dim", D));
+  CKPT(H5IOWriteAttrIntArray(g, "widths", nl, widths));
+  CKPT(H5IOWriteAttrInt(g, "rank", r));
+  CKPT(H5IOWriteAttrString(g, "activation", "softplus"));
+  CKPT(H5IOWriteAttrReal(g, "strong_convexity", s));
+  CKPT(H5IOWriteAttrInt(g, "num_parameters", P));
+  CKPT(H5IOWriteAttrString(g, "order", "per layer A (D,r,n), W (n,D), b (n), U (n,n_prev) if layer >= 2; then w (n_L); MATH.md sec. 2"));
   PetscCallH5(H5Gclose(g));
 
   for (PetscInt i = 1; i <= d->step; i++) {
@@ -110,44 +116,46 @@ static PetscErrorCode checkpoint_fill(MPI_Comm comm, hid_t f, const CheckpointDa
     hsize_t          dP[1] = {(hsize_t)P};
     PetscCall(FlowGetMap(d->flow, i, &theta));
     PetscCall(PetscSNPrintf(name, sizeof(name), "/maps/%04d/params", (int)i));
-    PetscCall(H5IOWriteRows(f, name, 1, dP, 0, rank ? 0 : P, theta));
+    CKPT(H5IOWriteRows(f, name, 1, dP, 0, rank ? 0 : P, theta));
     PetscCall(PetscSNPrintf(name, sizeof(name), "/maps/%04d", (int)i));
     PetscCallH5(g = H5Gopen2(f, name, H5P_DEFAULT));
-    PetscCall(H5IOWriteAttrInt(g, "step", i));
-    PetscCall(H5IOWriteAttrReal(g, "h", d->h));
-    PetscCall(H5IOWriteAttrReal(g, "beta", d->beta));
-    PetscCall(H5IOWriteAttrInt(g, "iterations", d->iters));
-    PetscCall(H5IOWriteAttrReal(g, "loss", d->map_loss[i - 1]));
+    CKPT(H5IOWriteAttrInt(g, "step", i));
+    CKPT(H5IOWriteAttrReal(g, "h", d->h));
+    CKPT(H5IOWriteAttrReal(g, "beta", d->beta));
+    CKPT(H5IOWriteAttrInt(g, "iterations", d->iters));
+    CKPT(H5IOWriteAttrReal(g, "loss", d->map_loss[i - 1]));
     PetscCallH5(H5Gclose(g));
   }
   {
     hsize_t dP[1] = {(hsize_t)P};
-    PetscCall(H5IOWriteRows(f, "/state/theta", 1, dP, 0, rank ? 0 : P, d->theta));
+    CKPT(H5IOWriteRows(f, "/state/theta", 1, dP, 0, rank ? 0 : P, d->theta));
     if (d->iter > 0) {
-      PetscCall(H5IOWriteRows(f, "/state/adam_m", 1, dP, 0, rank ? 0 : P, d->adam_m));
-      PetscCall(H5IOWriteRows(f, "/state/adam_v", 1, dP, 0, rank ? 0 : P, d->adam_v));
+      CKPT(H5IOWriteRows(f, "/state/adam_m", 1, dP, 0, rank ? 0 : P, d->adam_m));
+      CKPT(H5IOWriteRows(f, "/state/adam_v", 1, dP, 0, rank ? 0 : P, d->adam_v));
     }
   }
   if (d->write_problem) PetscCall(d->write_problem(d->ctx, f));
-  PetscCall(H5IOCreateGroup(f, "/config", &g));
+  CKPT(H5IOCreateGroup(f, "/config", &g));
   if (d->write_config) PetscCall(d->write_config(d->ctx, g));
   PetscCallH5(H5Gclose(g));
   {
     hsize_t dND[2] = {(hsize_t)d->np, (hsize_t)D}, dN[1] = {(hsize_t)d->np}, dH[2] = {(hsize_t)d->hist_rows, (hsize_t)d->hist_cols};
-    PetscCall(H5IOWriteRows(f, "/particles/x0", 2, dND, d->np_start, d->np_local, d->x0));
-    PetscCall(H5IOWriteRows(f, "/particles/x", 2, dND, d->np_start, d->np_local, d->x));
-    PetscCall(H5IOWriteRows(f, "/particles/logrho", 1, dN, d->np_start, d->np_local, d->logrho));
+    CKPT(H5IOWriteRows(f, "/particles/x0", 2, dND, d->np_start, d->np_local, d->x0));
+    CKPT(H5IOWriteRows(f, "/particles/x", 2, dND, d->np_start, d->np_local, d->x));
+    CKPT(H5IOWriteRows(f, "/particles/logrho", 1, dN, d->np_start, d->np_local, d->logrho));
     PetscCallH5(g = H5Gopen2(f, "/particles", H5P_DEFAULT));
-    PetscCall(H5IOWriteAttrString(g, "meaning", "x0: draws of rho_0; x: the same particles pushed through maps 1..step; logrho: log rho_step(x) along the chain (MATH.md sec. 1)"));
+    CKPT(H5IOWriteAttrString(g, "meaning", "x0: draws of rho_0; x: the same particles pushed through maps 1..step; logrho: log rho_step(x) along the chain (MATH.md sec. 1)"));
     PetscCallH5(H5Gclose(g));
-    PetscCall(H5IOWriteRows(f, "/history", 2, dH, 0, rank ? 0 : d->hist_rows, d->hist));
+    CKPT(H5IOWriteRows(f, "/history", 2, dH, 0, rank ? 0 : d->hist_rows, d->hist));
     PetscCallH5(g = H5Dopen2(f, "/history", H5P_DEFAULT));
-    PetscCall(H5IOWriteAttrString(g, "columns", d->hist_columns));
+    CKPT(H5IOWriteAttrString(g, "columns", d->hist_columns));
     PetscCallH5(H5Dclose(g));
   }
-  PetscCall(H5IOWriteAttrInt(f, "complete", 1)); /* last: a file without it is not a checkpoint */
+  CKPT(H5IOWriteAttrInt(f, "complete", 1)); /* last: a file without it is not a checkpoint */
   PetscFunctionReturn(0);
 }
+
+#undef CKPT
 
 /* The (step, iter) of a checkpoint file name, or -1 when the name is not one. */
 static void checkpoint_parse_name(const char *name, PetscInt *step, PetscInt *iter)
@@ -287,6 +295,27 @@ static PetscErrorCode checkpoint_prune(const char dir[], PetscInt keep)
   PetscFunctionReturn(0);
 }
 
+/* Rank 0: is there room for the checkpoint? Parallel HDF5 1.10 can hang when a write fails
+   inside the collective metadata flush of H5Fclose (a full disk), so a checkpoint that cannot
+   fit is refused before it is started. The estimate counts every dataset, plus HDF5's overhead
+   (16 KiB and 1 KiB per group, measured: 13 KiB for a small file), and keeps a 25 % margin. */
+static PetscErrorCode checkpoint_check_space(const char dir[], const CheckpointData *d)
+{
+  struct statvfs vfs;
+  PetscInt       D, P;
+  double         need, avail;
+
+  PetscFunctionBegin;
+  PetscCall(ICNNGetShape(d->net, &D, NULL, NULL, NULL));
+  PetscCall(ICNNGetNumParameters(d->net, &P));
+  need = 8.0 * ((double)P * (d->step + 1 + (d->iter > 0 ? 2 : 0)) + (double)d->np * (2 * D + 1) + (double)d->hist_rows * d->hist_cols + 2.0 * D * D + 2.0 * D) + 16384.0 + 1024.0 * (d->step + 8);
+  need *= 1.25;
+  PetscCheck(statvfs(dir, &vfs) == 0, PETSC_COMM_SELF, PETSC_ERR_FILE_WRITE, "cannot query the free space of %s: %s", dir, strerror(errno));
+  avail = (double)vfs.f_bavail * (double)vfs.f_frsize;
+  PetscCheck(avail >= need, PETSC_COMM_SELF, PETSC_ERR_FILE_WRITE, "not enough space in %s for checkpoint %" PetscInt_FMT ": about %.0f KiB needed, %.0f KiB free", dir, d->step, need / 1024, avail / 1024);
+  PetscFunctionReturn(0);
+}
+
 /*
   CheckpointWrite - writes DIR/ckpt_<kkkk>.h5 (after step k = d->step) or DIR/ckpt_<kkkk>_<iiiiii>.h5
   (inside step k + 1 after d->iter iterations) collectively, each rank its own particle rows:
@@ -311,11 +340,17 @@ PetscErrorCode CheckpointWrite(MPI_Comm comm, const char dir[], const Checkpoint
   if (d->iter > 0) PetscCall(PetscSNPrintf(final, sizeof(final), "%s/ckpt_%04d_%06d.h5", dir, (int)d->step, (int)d->iter));
   else PetscCall(PetscSNPrintf(final, sizeof(final), "%s/ckpt_%04d.h5", dir, (int)d->step));
   PetscCall(PetscSNPrintf(tmp, sizeof(tmp), "%s.partial", final));
+  PetscCall(WGFCheckAllRanks(comm, rank ? 0 : checkpoint_check_space(dir, d), "checking the space for a checkpoint (the previous checkpoints are untouched)"));
   err = H5IOCreate(comm, tmp, &f);
   if (!err) err = checkpoint_fill(comm, f, d);
   if (f >= 0) {
     PetscErrorCode cerr = H5IOClose(&f);
     if (!err) err = cerr;
+  }
+  { /* publish only what every rank wrote and closed without error */
+    PetscMPIInt bad = err ? 1 : 0;
+    PetscCallMPI(MPI_Allreduce(MPI_IN_PLACE, &bad, 1, MPI_INT, MPI_MAX, comm));
+    if (bad && !err) err = PETSC_ERR_FILE_WRITE;
   }
   if (rank == 0 && !err) err = checkpoint_publish(tmp, final);
   if (err && rank == 0) (void)unlink(tmp);
