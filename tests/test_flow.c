@@ -3,20 +3,11 @@ static const char help[] = "Unit tests of the flow: sampling, densities along th
 /* The density along the chain is checked against the change-of-variables formula with the
    Jacobian of the whole chain taken by central differences of the pushes (no Hessian code);
    the inversion against the push it inverts; the density at arbitrary points against the chain. */
+#include "wgf_test.h"
 #include <wgf/flow.h>
 #include <math.h>
 
-static PetscInt nfail = 0;
 
-#define EXPECT(cond, ...) \
-  do { \
-    if (!(cond)) { \
-      nfail++; \
-      PetscCall(PetscPrintf(PETSC_COMM_SELF, "FAIL %s:%d: ", __FILE__, __LINE__)); \
-      PetscCall(PetscPrintf(PETSC_COMM_SELF, __VA_ARGS__)); \
-      PetscCall(PetscPrintf(PETSC_COMM_SELF, "\n")); \
-    } \
-  } while (0)
 
 /* log |det| of a D x D matrix by Gaussian elimination with partial pivoting */
 static PetscReal logabsdet(PetscInt D, PetscReal *M)

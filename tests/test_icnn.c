@@ -3,32 +3,13 @@ static const char help[] = "Unit tests of the ICNN kernels (MATH.md secs 2-4) ov
 /* Each check compares the kernels with something independent of them: central finite
    differences (ICNNTestGradient and the JKO loss below), the plain-loop kernels, a different
    chunking, LAPACK's symmetric eigensolver. The verdict is the exit status. */
+#include "wgf_test.h"
 #include <wgf/icnn.h>
 #include <petscblaslapack.h>
 #include <math.h>
 
-static PetscInt nfail = 0;
 
-#define EXPECT(cond, ...) \
-  do { \
-    if (!(cond)) { \
-      nfail++; \
-      PetscCall(PetscPrintf(PETSC_COMM_SELF, "FAIL %s:%d: ", __FILE__, __LINE__)); \
-      PetscCall(PetscPrintf(PETSC_COMM_SELF, __VA_ARGS__)); \
-      PetscCall(PetscPrintf(PETSC_COMM_SELF, "\n")); \
-    } \
-  } while (0)
 
-/* max |a - b| / max(|b|_max, tiny): the mixed tolerance of STYLE.md item 3 */
-static PetscReal relerr(PetscInt n, const PetscReal *a, const PetscReal *b)
-{
-  PetscReal e = 0, m = 0;
-  for (PetscInt i = 0; i < n; i++) {
-    e = PetscMax(e, PetscAbsReal(a[i] - b[i]));
-    m = PetscMax(m, PetscAbsReal(b[i]));
-  }
-  return e / PetscMax(m, 1e-300);
-}
 
 typedef struct {
   PetscReal h;

@@ -7,23 +7,12 @@ static const char help[] = "Unit tests of the accuracy measures (MATH.md secs 7-
    builds the same global arrays and takes its slice. FAIL lines are printed on rank 0 (failures
    on other ranks are counted and reported in the summary); the verdict is the exit status,
    the same on every rank. */
+#include "wgf_test.h"
 #include <wgf/metrics.h>
 #include <stdint.h>
 
-static PetscInt    nfail = 0;
 static PetscMPIInt rank, size;
 
-#define EXPECT(cond, ...) \
-  do { \
-    if (!(cond)) { \
-      nfail++; \
-      if (rank == 0) { \
-        PetscCall(PetscPrintf(PETSC_COMM_SELF, "FAIL %s:%d: ", __FILE__, __LINE__)); \
-        PetscCall(PetscPrintf(PETSC_COMM_SELF, __VA_ARGS__)); \
-        PetscCall(PetscPrintf(PETSC_COMM_SELF, "\n")); \
-      } \
-    } \
-  } while (0)
 
 /* ---------------------------------------------------------------- deterministic random data */
 
@@ -102,7 +91,7 @@ static PetscErrorCode gauss_jordan(PetscInt D, const PetscReal *A, PetscReal *Ai
 }
 
 /* max |a - b| / max(max |b|, floor) */
-static PetscReal relerr(PetscInt n, const PetscReal *a, const PetscReal *b, PetscReal floor)
+static PetscReal relerr_floor(PetscInt n, const PetscReal *a, const PetscReal *b, PetscReal floor)
 {
   PetscReal e = 0, m = floor;
   for (PetscInt i = 0; i < n; i++) {
@@ -141,7 +130,7 @@ static PetscErrorCode check_gaussian(PetscInt D, uint64_t seed)
     ref[b] = -0.5 * (D * PetscLogReal(2 * PETSC_PI) + logdet + q);
   }
   PetscCall(GaussianLogDensity(&g, n, x, lp));
-  EXPECT(relerr(n, lp, ref, 1) <= 1e-12, "D = %d: log density relative error %g vs explicit inverse", (int)D, (double)relerr(n, lp, ref, 1));
+  EXPECT(relerr_floor(n, lp, ref, 1) <= 1e-12, "D = %d: log density relative error %g vs explicit inverse", (int)D, (double)relerr_floor(n, lp, ref, 1));
 
   /* the factor: lower triangular, and the transform of the unit vectors e_k gives
      mean + chol e_k, so sum_k (x_k - mean)(x_k - mean)^T = chol chol^T must be cov */
@@ -154,10 +143,10 @@ static PetscErrorCode check_gaussian(PetscInt D, uint64_t seed)
       LLt[i * D + j] = 0;
       for (PetscInt k = 0; k < D; k++) LLt[i * D + j] += (y[k * D + i] - mean[i]) * (y[k * D + j] - mean[j]);
     }
-  EXPECT(relerr(D * D, LLt, cov, 0) <= 1e-13, "D = %d: transform does not reproduce cov: relative error %g", (int)D, (double)relerr(D * D, LLt, cov, 0));
+  EXPECT(relerr_floor(D * D, LLt, cov, 0) <= 1e-13, "D = %d: transform does not reproduce cov: relative error %g", (int)D, (double)relerr_floor(D * D, LLt, cov, 0));
   /* in place gives the same numbers */
   PetscCall(GaussianTransform(&g, D, z, z));
-  EXPECT(relerr(D * D, z, y, 0) == 0, "D = %d: in-place GaussianTransform differs", (int)D);
+  EXPECT(relerr_floor(D * D, z, y, 0) == 0, "D = %d: in-place GaussianTransform differs", (int)D);
   PetscCall(GaussianLogDensity(&g, 0, NULL, NULL)); /* n = 0 is fine */
 
   PetscCall(GaussianDestroy(&g));
@@ -187,13 +176,13 @@ static PetscErrorCode check_ou(PetscInt D, PetscReal beta, uint64_t seed)
 
   /* t = 0: the initial law */
   PetscCall(MetricsOULaw(D, A, m, mu0, S0, beta, 0, mean, cov));
-  EXPECT(relerr(D, mean, mu0, 1) <= 1e-14 && relerr(D * D, cov, S0, 0) <= 1e-14, "D = %d beta = %g: law at t = 0 is not (mu0, S0): errors %g %g", (int)D, (double)beta, (double)relerr(D, mean, mu0, 1), (double)relerr(D * D, cov, S0, 0));
+  EXPECT(relerr_floor(D, mean, mu0, 1) <= 1e-14 && relerr_floor(D * D, cov, S0, 0) <= 1e-14, "D = %d beta = %g: law at t = 0 is not (mu0, S0): errors %g %g", (int)D, (double)beta, (double)relerr_floor(D, mean, mu0, 1), (double)relerr_floor(D * D, cov, S0, 0));
 
   /* t large (smallest eigenvalue >= 0.5, so e^{-At} < e^{-50}): the stationary law (m, A^{-1}/beta) */
   PetscCall(gauss_jordan(D, A, Ainv, &logdet));
   for (PetscInt i = 0; i < D * D; i++) Ainv[i] /= beta;
   PetscCall(MetricsOULaw(D, A, m, mu0, S0, beta, 100, mean, cov));
-  EXPECT(relerr(D, mean, m, 1) <= 1e-12 && relerr(D * D, cov, Ainv, 0) <= 1e-12, "D = %d beta = %g: law at t = 100 is not (m, A^{-1}/beta): errors %g %g", (int)D, (double)beta, (double)relerr(D, mean, m, 1), (double)relerr(D * D, cov, Ainv, 0));
+  EXPECT(relerr_floor(D, mean, m, 1) <= 1e-12 && relerr_floor(D * D, cov, Ainv, 0) <= 1e-12, "D = %d beta = %g: law at t = 100 is not (m, A^{-1}/beta): errors %g %g", (int)D, (double)beta, (double)relerr_floor(D, mean, m, 1), (double)relerr_floor(D * D, cov, Ainv, 0));
 
   /* the ODEs, by central differences: d mean/dt = -A (mean - m), d cov/dt = -A cov - cov A + (2/beta) I */
   for (size_t k = 0; k < sizeof(ts) / sizeof(ts[0]); k++) {
@@ -208,7 +197,7 @@ static PetscErrorCode check_ou(PetscInt D, PetscReal beta, uint64_t seed)
       for (PetscInt j = 0; j < D; j++) r[i] -= A[i * D + j] * (mean[j] - m[j]);
       fd[i] = (mp[i] - mm[i]) / (2 * dt);
     }
-    EXPECT(relerr(D, fd, r, 1e-3) <= 1e-6, "D = %d beta = %g t = %g: d mean/dt error %g", (int)D, (double)beta, (double)t, (double)relerr(D, fd, r, 1e-3));
+    EXPECT(relerr_floor(D, fd, r, 1e-3) <= 1e-6, "D = %d beta = %g t = %g: d mean/dt error %g", (int)D, (double)beta, (double)t, (double)relerr_floor(D, fd, r, 1e-3));
     for (PetscInt i = 0; i < D; i++)
       for (PetscInt j = 0; j < D; j++) {
         PetscReal s = (i == j) ? 2 / beta : 0;
@@ -216,14 +205,14 @@ static PetscErrorCode check_ou(PetscInt D, PetscReal beta, uint64_t seed)
         r[i * D + j]  = s;
         fd[i * D + j] = (cp[i * D + j] - cm[i * D + j]) / (2 * dt);
       }
-    EXPECT(relerr(D * D, fd, r, 1e-3) <= 1e-6, "D = %d beta = %g t = %g: d cov/dt error %g", (int)D, (double)beta, (double)t, (double)relerr(D * D, fd, r, 1e-3));
+    EXPECT(relerr_floor(D * D, fd, r, 1e-3) <= 1e-6, "D = %d beta = %g t = %g: d cov/dt error %g", (int)D, (double)beta, (double)t, (double)relerr_floor(D * D, fd, r, 1e-3));
   }
   /* outputs may alias the inputs */
   PetscCall(MetricsOULaw(D, A, m, mu0, S0, beta, 0.4, mean, cov));
   PetscCall(PetscArraycpy(mp, mu0, D));
   PetscCall(PetscArraycpy(cp, S0, D * D));
   PetscCall(MetricsOULaw(D, A, m, mp, cp, beta, 0.4, mp, cp));
-  EXPECT(relerr(D, mp, mean, 0) == 0 && relerr(D * D, cp, cov, 0) == 0, "D = %d: MetricsOULaw in place differs", (int)D);
+  EXPECT(relerr_floor(D, mp, mean, 0) == 0 && relerr_floor(D * D, cp, cov, 0) == 0, "D = %d: MetricsOULaw in place differs", (int)D);
   PetscCall(PetscFree7(A, Ainv, m, mu0, S0, mean, cov));
   PetscCall(PetscFree6(mp, cp, mm, cm, r, fd));
   PetscFunctionReturn(0);

@@ -4,33 +4,14 @@ static const char help[] = "Unit tests of the potentials (MATH.md secs 1 and 8):
    differences of V, a direct double loop for the quadratic, the mixture density summed without
    the log-sum-exp shift, the K = 1 mixture against the quadratic, the nearest centre far away.
    The verdict is the exit status. */
+#include "wgf_test.h"
 #include <wgf/potential.h>
 #include <petscviewer.h>
 #include <stdio.h>
 #include <math.h>
 
-static PetscInt nfail = 0;
 
-#define EXPECT(cond, ...) \
-  do { \
-    if (!(cond)) { \
-      nfail++; \
-      PetscCall(PetscPrintf(PETSC_COMM_SELF, "FAIL %s:%d: ", __FILE__, __LINE__)); \
-      PetscCall(PetscPrintf(PETSC_COMM_SELF, __VA_ARGS__)); \
-      PetscCall(PetscPrintf(PETSC_COMM_SELF, "\n")); \
-    } \
-  } while (0)
 
-/* max |a - b| / max(|b|_max, tiny): the mixed tolerance of STYLE.md item 3 */
-static PetscReal relerr(PetscInt n, const PetscReal *a, const PetscReal *b)
-{
-  PetscReal e = 0, m = 0;
-  for (PetscInt i = 0; i < n; i++) {
-    e = PetscMax(e, PetscAbsReal(a[i] - b[i]));
-    m = PetscMax(m, PetscAbsReal(b[i]));
-  }
-  return e / PetscMax(m, 1e-300);
-}
 
 static PetscBool allfinite(PetscInt n, const PetscReal *a)
 {

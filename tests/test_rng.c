@@ -6,22 +6,13 @@ static const char help[] = "Unit tests of the counter-based random numbers (Phil
    over the ranks of PETSC_COMM_WORLD), distinct streams for distinct keys and counters, and the
    statistics of 200000 draws (moments, correlations, Kolmogorov-Smirnov against the exact CDF).
    The verdict is the exit status. */
+#include "wgf_test.h"
 #include <wgf/rng.h>
 #include <math.h>
 #include <string.h>
 
-static PetscInt  nfail   = 0;
 static PetscBool verbose = PETSC_FALSE; /* -verbose: print the statistics */
 
-#define EXPECT(cond, ...) \
-  do { \
-    if (!(cond)) { \
-      nfail++; \
-      PetscCall(PetscPrintf(PETSC_COMM_SELF, "FAIL %s:%d: ", __FILE__, __LINE__)); \
-      PetscCall(PetscPrintf(PETSC_COMM_SELF, __VA_ARGS__)); \
-      PetscCall(PetscPrintf(PETSC_COMM_SELF, "\n")); \
-    } \
-  } while (0)
 
 typedef PetscErrorCode (*RNGFn)(uint32_t, RNGPurpose, uint32_t, uint32_t, PetscInt, PetscInt, PetscInt, PetscReal[]);
 

@@ -107,7 +107,10 @@ wgf_job_run() {
     wall=$(wgf_job_seconds "$WGF_WALLTIME")
     if [[ -n $wall ]]; then
       delay=$((wall - WGF_STOP_BEFORE - SECONDS))
-      ((delay < 1)) && delay=1
+      if ((delay < 1)); then
+        wgf_job_log "ERROR: no time to run: WGF_WALLTIME=$WGF_WALLTIME, WGF_STOP_BEFORE=$WGF_STOP_BEFORE s, $SECONDS s gone"
+        return 2
+      fi
       wgf_job_log "time limit ${WGF_WALLTIME}: this script sends itself SIGUSR1 in $delay s (WGF_STOP_BEFORE=$WGF_STOP_BEFORE s before the limit)"
       (
         trap 'kill "$sp" 2> /dev/null; exit 0' TERM
