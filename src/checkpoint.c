@@ -3,6 +3,7 @@
 #include <wgf/util.h>
 #include <wgf/log_events.h>
 #include <string.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <errno.h>
 #include <unistd.h>
@@ -169,12 +170,42 @@ static void checkpoint_parse_name(const char *name, PetscInt *step, PetscInt *it
   }
 }
 
-/* Whether path is a complete wgf checkpoint this code can read; if not, why (serial, one rank). */
-static PetscBool checkpoint_check(const char path[], char why[], size_t len, PetscInt *step, PetscInt *iter)
+/* H5Ovisit callback: reads every dataset whole; nonzero stops the visit (a damaged object). Damage
+   confined to the raw numbers of a dataset is not detected (no checksums). */
+static herr_t checkpoint_read_all(hid_t obj, const char *name, const H5O_info_t *info, void *data)
+{
+  hid_t    d, t, sp;
+  hssize_t n;
+  herr_t   r = 0;
+  void    *buf;
+
+  (void)data;
+  if (info->type != H5O_TYPE_DATASET) return 0;
+  if ((d = H5Dopen2(obj, name, H5P_DEFAULT)) < 0) return 1;
+  t  = H5Dget_type(d);
+  sp = H5Dget_space(d);
+  n  = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
+  if (t < 0 || n < 0) r = 1;
+  else if (n > 0) {
+    buf = malloc((size_t)n * H5Tget_size(t));
+    if (!buf || H5Dread(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) r = 1;
+    free(buf);
+  }
+  if (sp >= 0) H5Sclose(sp);
+  if (t >= 0) H5Tclose(t);
+  H5Dclose(d);
+  return r;
+}
+
+/* Whether path is a complete wgf checkpoint this code can read; if not, why (serial, one rank):
+   the root attributes and, if deep, every object of the file read back. */
+static PetscBool checkpoint_check(const char path[], PetscBool deep, char why[], size_t len, PetscInt *step, PetscInt *iter)
 {
   hid_t     f, a;
   char      fmt[64] = "";
   long long ver = -1, done = 0, k = -1, it = 0;
+
+  why[0] = '\0';
   PetscBool ok = PETSC_FALSE;
 
   H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
@@ -212,11 +243,12 @@ static PetscBool checkpoint_check(const char path[], char why[], size_t len, Pet
   CKPT_INT("step", k);
   CKPT_INT("iter", it);
 #undef CKPT_INT
-  if (strcmp(fmt, "wgf-checkpoint")) snprintf(why, len, "not a wgf checkpoint (root attribute format is \"%s\", expected \"wgf-checkpoint\")", fmt);
+  if (!strcmp(fmt, "wgf-checkpoint") && ver == CHECKPOINT_FORMAT_VERSION && done == 1 && deep && H5Ovisit(f, H5_INDEX_NAME, H5_ITER_NATIVE, checkpoint_read_all, NULL) != 0) snprintf(why, len, "damaged: an object cannot be read back (corrupted?)");
+  else if (strcmp(fmt, "wgf-checkpoint")) snprintf(why, len, "not a wgf checkpoint (root attribute format is \"%s\", expected \"wgf-checkpoint\")", fmt);
   else if (ver != CHECKPOINT_FORMAT_VERSION) snprintf(why, len, "format_version %lld is not one this wgf reads (%d)", ver, CHECKPOINT_FORMAT_VERSION);
   else if (done != 1) snprintf(why, len, "incomplete (no root attribute complete = 1: the writer stopped before the end)");
   else if (k < 0 || it < 0) snprintf(why, len, "root attributes step %lld and iter %lld are not valid", k, it);
-  else ok = PETSC_TRUE;
+  else if (!why[0]) ok = PETSC_TRUE;
   H5Fclose(f);
   if (step) *step = (PetscInt)k;
   if (iter) *iter = (PetscInt)it;
@@ -229,7 +261,13 @@ static PetscErrorCode checkpoint_publish(const char tmp[], const char path[])
   char why[256];
 
   PetscFunctionBegin;
-  PetscCheck(checkpoint_check(tmp, why, sizeof(why), NULL, NULL), PETSC_COMM_SELF, PETSC_ERR_FILE_WRITE, "checkpoint %s failed its check after writing: %s", tmp, why);
+  PetscCheck(checkpoint_check(tmp, PETSC_TRUE, why, sizeof(why), NULL, NULL), PETSC_COMM_SELF, PETSC_ERR_FILE_WRITE, "checkpoint %s failed its check after writing: %s", tmp, why);
+  if (access(path, F_OK) == 0 && !checkpoint_check(path, PETSC_TRUE, why, sizeof(why), NULL, NULL)) { /* a damaged file a restart skipped: kept, not replaced */
+    char aside[PETSC_MAX_PATH_LEN + 16];
+    PetscCall(PetscSNPrintf(aside, sizeof(aside), "%s.damaged", path));
+    PetscCheck(rename(path, aside) == 0, PETSC_COMM_SELF, PETSC_ERR_FILE_WRITE, "cannot move the damaged %s aside: %s", path, strerror(errno));
+    PetscCall(PetscPrintf(PETSC_COMM_SELF, "WARNING: %s (%s) was moved to %s before its replacement was written\n", path, why, aside));
+  }
   PetscCheck(rename(tmp, path) == 0, PETSC_COMM_SELF, PETSC_ERR_FILE_WRITE, "cannot rename checkpoint %s to %s: %s", tmp, path, strerror(errno));
   PetscFunctionReturn(0);
 }
@@ -288,7 +326,7 @@ static PetscErrorCode checkpoint_prune(const char dir[], PetscInt keep)
   PetscCall(checkpoint_list(dir, &list, &n));
   for (PetscInt i = 0; i < n; i++) {
     PetscCall(PetscSNPrintf(path, sizeof(path), "%s/%s", dir, list[i].name));
-    if (!checkpoint_check(path, why, sizeof(why), NULL, NULL)) continue; /* never delete what is not ours */
+    if (!checkpoint_check(path, PETSC_TRUE, why, sizeof(why), NULL, NULL)) continue; /* never delete what is not ours */
     if (++kept > keep) PetscCheck(unlink(path) == 0, PETSC_COMM_SELF, PETSC_ERR_FILE_WRITE, "-ckpt_keep: cannot remove %s: %s", path, strerror(errno));
   }
   PetscCall(PetscFree(list));
@@ -372,7 +410,7 @@ static PetscErrorCode checkpoint_find_local(const char where[], char path[], siz
   PetscFunctionBegin;
   PetscCheck(stat(where, &st) == 0, PETSC_COMM_SELF, PETSC_ERR_FILE_OPEN, "-restart %s: %s", where, strerror(errno));
   if (!S_ISDIR(st.st_mode)) {
-    PetscCheck(checkpoint_check(where, why, sizeof(why), NULL, NULL), PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "-restart %s: %s", where, why);
+    PetscCheck(checkpoint_check(where, PETSC_TRUE, why, sizeof(why), NULL, NULL), PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "-restart %s: %s", where, why);
     PetscCall(PetscStrncpy(path, where, len));
     PetscFunctionReturn(0);
   }
@@ -380,7 +418,7 @@ static PetscErrorCode checkpoint_find_local(const char where[], char path[], siz
   path[0] = '\0';
   for (PetscInt i = 0; i < n && !path[0]; i++) {
     PetscCall(PetscSNPrintf(cand, sizeof(cand), "%s/%s", where, list[i].name));
-    if (checkpoint_check(cand, why, sizeof(why), NULL, NULL)) PetscCall(PetscStrncpy(path, cand, len));
+    if (checkpoint_check(cand, PETSC_TRUE, why, sizeof(why), NULL, NULL)) PetscCall(PetscStrncpy(path, cand, len));
     else PetscCall(PetscPrintf(PETSC_COMM_SELF, "WARNING: -restart: skipping %s: %s (left as it is)\n", cand, why));
   }
   PetscCall(PetscFree(list));

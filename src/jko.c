@@ -429,7 +429,7 @@ PetscErrorCode JKOPretrain(JKO jko, JKOStepInfo *info)
   for (PetscInt it = 0; it < jko->pre_iters; it++) {
     PetscCall(jko_iteration(jko, PETSC_TRUE, 0, 0, it, jko->pre_lr, &inf));
     PetscCall(jko_monitor(jko, "pretraining", it, &inf));
-    if (inf.loss < jko->pre_tol) break; /* the same value on every rank: all stop together */
+    if (inf.loss < jko->pre_tol || inf.stopped) break; /* the same values on every rank: all stop together */
   }
   PetscCall(PetscTime(&t1));
   inf.step           = 0;

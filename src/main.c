@@ -118,7 +118,8 @@ static PetscErrorCode app_prepare_out_dir(const char dir[], PetscBool restart)
   d = opendir(dir);
   PetscCheck(d, PETSC_COMM_SELF, PETSC_ERR_FILE_OPEN, "-out_dir %s cannot be read: %s", dir, strerror(errno));
   for (struct dirent *e; (e = readdir(d));) {
-    if (strncmp(e->d_name, "ckpt_", 5)) continue;
+    size_t len = strlen(e->d_name);
+    if (strncmp(e->d_name, "ckpt_", 5) || (len > 8 && !strcmp(e->d_name + len - 8, ".partial"))) continue; /* an unfinished write is no checkpoint */
     closedir(d);
     SETERRQ(PETSC_COMM_SELF, PETSC_ERR_FILE_OPEN, "-out_dir %s already holds the checkpoints of an earlier run (%s); choose another folder: wgf never writes over earlier results", dir, e->d_name);
   }
@@ -328,6 +329,15 @@ int main(int argc, char **argv)
   app.comm = PETSC_COMM_WORLD;
   PetscCallMPI(MPI_Comm_size(app.comm, &size));
   PetscCallMPI(MPI_Comm_rank(app.comm, &rank));
+  {
+    struct sigaction sa;
+    PetscCall(PetscMemzero(&sa, sizeof(sa)));
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    PetscCheck(sigaction(SIGTERM, &sa, NULL) == 0 && sigaction(SIGUSR1, &sa, NULL) == 0, PETSC_COMM_SELF, PETSC_ERR_SYS, "cannot install the SIGTERM/SIGUSR1 handler");
+  }
+
   PetscCall(WGFLogEventsRegister());
   PetscCall(PetscLogStageRegister("Pretraining", &stage[0]));
   PetscCall(PetscLogStageRegister("JKO steps", &stage[1]));
@@ -392,14 +402,6 @@ int main(int argc, char **argv)
   PetscCall(WGFCheckAllRanks(app.comm, rank ? 0 : app_prepare_out_dir(app.out_dir, has_restart), "preparing -out_dir"));
   PetscCall(OUProblemView(app.ou, NULL));
   PetscCall(JKOView(app.jko, NULL));
-  {
-    struct sigaction sa;
-    PetscCall(PetscMemzero(&sa, sizeof(sa)));
-    sa.sa_handler = on_stop_signal;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESTART;
-    PetscCheck(sigaction(SIGTERM, &sa, NULL) == 0 && sigaction(SIGUSR1, &sa, NULL) == 0, PETSC_COMM_SELF, PETSC_ERR_SYS, "cannot install the SIGTERM/SIGUSR1 handler");
-  }
 
   /* the state: resident particles (each rank its rows, drawn by global index), the history */
   PetscCall(PetscMalloc2((app.steps + 1) * NCOLS, &app.hist, app.steps + 1, &app.map_loss));
@@ -432,6 +434,10 @@ int main(int argc, char **argv)
     PetscCall(PetscLogStagePush(stage[0]));
     PetscCall(JKOPretrain(app.jko, &info));
     PetscCall(PetscLogStagePop());
+    if (info.stopped) { /* nothing to continue from yet: a restart starts afresh */
+      PetscCall(PetscPrintf(app.comm, "stopped by a signal during the pretraining: no checkpoint written yet\n"));
+      app.steps = 0;
+    }
   }
 
   for (PetscInt k = k0 + 1; k <= app.steps; k++) {
