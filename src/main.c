@@ -414,7 +414,8 @@ int main(int argc, char **argv)
     k0    = st.step;
     iter0 = st.iter;
     PetscCall(CheckpointLoadMaps(app.comm, app.ckpt, k0, P, app.flow));
-    for (PetscInt i = 0; i < PetscMin(st.hist_rows, app.steps + 1) * PetscMin(st.hist_cols, NCOLS); i++) app.hist[(i / PetscMin(st.hist_cols, NCOLS)) * NCOLS + i % PetscMin(st.hist_cols, NCOLS)] = st.hist[(i / PetscMin(st.hist_cols, NCOLS)) * st.hist_cols + i % PetscMin(st.hist_cols, NCOLS)];
+    PetscCheck(st.hist_cols == NCOLS, app.comm, PETSC_ERR_FILE_UNEXPECTED, "-restart %s: /history has %" PetscInt_FMT " columns, this wgf writes %d", app.ckpt, st.hist_cols, NCOLS);
+    PetscCall(PetscArraycpy(app.hist, st.hist, PetscMin(st.hist_rows, app.steps + 1) * NCOLS));
     for (PetscInt i = 0; i < PetscMin(k0, app.steps); i++) app.map_loss[i] = st.map_loss[i];
     app.pstart = st.np_start, app.pn = st.np_local;
     app.x0 = st.x0, app.x = st.x, app.logrho = st.logrho;
