@@ -63,15 +63,6 @@ import wgf_runner as wr
 RANKS = (1, 2)
 
 
-class Checks:
-    def __init__(self):
-        self.failures = 0
-
-    def __call__(self, ok, what, detail=""):
-        if not ok:
-            self.failures += 1
-        print("%s %s%s" % ("ok  " if ok else "FAIL", what, (": " + detail) if detail else ""), flush=True)
-        return ok
 
 
 def restart(args, nranks, where, extra=()):
@@ -296,7 +287,7 @@ def compare(path, ref, tol=None):
 
 def main():
     args = wr.parse_args(__doc__)
-    check = Checks()
+    check = wr.Checks()
     t0 = time.time()
     with tempfile.TemporaryDirectory(prefix="wgf_check_badfiles_") as tmp:
         good = os.path.join(tmp, "good")

@@ -55,17 +55,6 @@ LOGRHO_TOL = 1e-6
 SYMKL_BOUND = 0.5
 
 
-class Checks:
-    """Collects failures; every check prints one line."""
-
-    def __init__(self):
-        self.failures = 0
-
-    def __call__(self, ok, what, detail=""):
-        if not ok:
-            self.failures += 1
-        print("%s %s%s" % ("ok  " if ok else "FAIL", what, (": " + detail) if detail else ""))
-        return ok
 
 
 def expected_settings(args):
@@ -246,7 +235,7 @@ def check_problem_file(check, args, tmp, first_dir, final):
 
 def main():
     args = wr.parse_args(__doc__, with_eval=True)
-    check = Checks()
+    check = wr.Checks()
     exp = expected_settings(args)
     with tempfile.TemporaryDirectory(prefix="wgf_check_checkpoint_") as tmp:
         first_dir = os.path.join(tmp, "run")

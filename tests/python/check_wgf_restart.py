@@ -75,17 +75,6 @@ REL_TOL = 1e-10
 CKPT_NAME = re.compile(r"^ckpt_(\d{4})(?:_(\d{6}))?\.h5$")
 
 
-class Checks:
-    """Collects failures; every check prints one line."""
-
-    def __init__(self):
-        self.failures = 0
-
-    def __call__(self, ok, what, detail=""):
-        if not ok:
-            self.failures += 1
-        print("%s %s%s" % ("ok  " if ok else "FAIL", what, (": " + detail) if detail else ""), flush=True)
-        return ok
 
 
 def with_opts(base, **changes):
@@ -118,16 +107,7 @@ def finish(proc, timeout=wr.TIMEOUT_SECONDS):
     try:
         code = proc.wait(timeout=max(1.0, timeout - (time.time() - proc.t0)))
     except subprocess.TimeoutExpired:
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            try:
-                os.killpg(proc.pid, sig)
-            except ProcessLookupError:
-                break
-            try:
-                proc.wait(timeout=5)
-                break
-            except subprocess.TimeoutExpired:
-                pass
+        wr.stop_group(proc)
         code = None
     proc.log_file.close()
     with open(proc.log_path, "rb") as f:
@@ -606,7 +586,7 @@ def part_options(check, args, tmp, short):
 
 def main():
     args = wr.parse_args(__doc__)
-    check = Checks()
+    check = wr.Checks()
     t0 = time.time()
     with tempfile.TemporaryDirectory(prefix="wgf_check_restart_") as tmp:
         ref_long, short = references(check, args, tmp)

@@ -58,6 +58,33 @@ def launcher(args, nranks):
     return prefix + [str(nranks)]
 
 
+class Checks:
+    """Collects failures; every check prints one line."""
+
+    def __init__(self):
+        self.failures = 0
+
+    def __call__(self, ok, what, detail=""):
+        if not ok:
+            self.failures += 1
+        print("%s %s%s" % ("ok  " if ok else "FAIL", what, (": " + detail) if detail else ""), flush=True)
+        return ok
+
+
+def stop_group(proc):
+    """Ends the process group of proc (started with start_new_session): SIGTERM, then SIGKILL."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            proc.wait(timeout=5)
+            break
+        except subprocess.TimeoutExpired:
+            pass
+
+
 def run(args, exe, nranks, options, timeout=TIMEOUT_SECONDS, cwd=None):
     """Run [mpiexec ... nranks] exe OPTIONS. Returns (exit code, stdout + stderr, seconds); a run
     that does not finish within timeout seconds is killed (its whole process group) and counts
@@ -70,16 +97,7 @@ def run(args, exe, nranks, options, timeout=TIMEOUT_SECONDS, cwd=None):
         out, _ = proc.communicate(timeout=timeout)
         code = proc.returncode
     except subprocess.TimeoutExpired:
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            try:
-                os.killpg(proc.pid, sig)
-            except ProcessLookupError:
-                break
-            try:
-                proc.wait(timeout=5)
-                break
-            except subprocess.TimeoutExpired:
-                pass
+        stop_group(proc)
         out, _ = proc.communicate()
         out = (out or b"") + ("\n[timed out after %d s: %s]" % (timeout, " ".join(cmd))).encode()
         code = None
