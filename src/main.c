@@ -470,6 +470,7 @@ int main(int argc, char **argv)
       break;
     }
   }
+  if (k0 >= app.steps && has_restart) PetscCall(PetscPrintf(app.comm, "nothing to do: the checkpoint is after step %" PetscInt_FMT " and -jko_steps is %" PetscInt_FMT "\n", k0, app.steps));
   if (nsteps_done) PetscCall(PetscPrintf(app.comm, "done: %" PetscInt_FMT " steps on %d rank(s), %.1f training iterations per second on average; last checkpoint %s\n", nsteps_done, size, (double)(iters_per_s / nsteps_done), app.last));
 
   PetscCall(CheckpointStateDestroy(&st));
