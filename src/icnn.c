@@ -21,6 +21,7 @@
 
 typedef struct {
   PetscReal *P, *z, *s1, *g, *delta; /* forward and backward caches */
+  PetscReal *Pt;                     /* P transposed to [j][b][s]: the per-unit loops read it in order */
   PetscReal *Jq, *J, *Jz;            /* Hessian-path caches (J, Jz alias Jq where equal) */
   PetscReal *M, *At;                 /* M[j][D*D] = sum_s A_sj A_sj^T, At[j][s][d] = A[d][s][j] */
   PetscReal *gbar, *abar, *dbar, *Pbar; /* adjoints of the sweep */
@@ -32,6 +33,7 @@ struct _p_ICNN {
   PetscInt  dim, nlayers, widths[ICNN_MAX_LAYERS], rank, chunk;
   PetscReal s; /* strong convexity */
   PetscBool naive, test_gradient, setupcalled;
+  PetscBool value; /* ICNNGradient computes psi for its seeds (ICNNSetComputeValue) */
 
   PetscInt  nparams, nblocks;
   ICNNBlock blocks[3 * ICNN_MAX_LAYERS + 1];
@@ -44,6 +46,7 @@ struct _p_ICNN {
   PetscReal    *big[3];      /* [maxn][c*D]: two Jbar buffers and the per-point scratch K */
   PetscReal    *zbar[2];     /* [c][maxn] */
   PetscReal    *crn, *Gh, *AbarT; /* [c][r*maxn], [maxn][D*D], [maxn][r][D] */
+  PetscReal    *PbarT;            /* [maxn][c][r]: R4's part of Pbar in the order of Pt */
 };
 
 /* ---------------------------------------------------------------- BLAS wrapper */
@@ -86,6 +89,13 @@ static inline void softplus_logistic(PetscReal a, PetscReal *sp, PetscReal *lg)
   *lg         = a >= 0 ? r : e * r;
 }
 
+/* logistic(a) alone, for the last layer when psi is not wanted (its softplus feeds only psi) */
+static inline PetscReal logistic(PetscReal a)
+{
+  PetscReal e = exp(-PetscAbsReal(a)), r = 1 / (1 + e);
+  return a >= 0 ? r : e * r;
+}
+
 /* ---------------------------------------------------------------- life cycle */
 
 /*
@@ -111,6 +121,7 @@ PetscErrorCode ICNNCreate(MPI_Comm comm, ICNN *net)
   n->rank       = 5;
   n->s          = 1e-6;
   n->chunk      = 64;
+  n->value      = PETSC_TRUE;
   *net          = n;
   PetscFunctionReturn(0);
 }
@@ -125,6 +136,7 @@ static PetscErrorCode icnn_free_work(ICNN net)
     w->J = w->Jz = NULL;
     PetscCall(PetscFree(w->Jq));
     PetscCall(PetscFree(w->P));
+    PetscCall(PetscFree(w->Pt));
     PetscCall(PetscFree(w->z));
     PetscCall(PetscFree(w->s1));
     PetscCall(PetscFree(w->g));
@@ -149,6 +161,7 @@ static PetscErrorCode icnn_free_work(ICNN net)
   PetscCall(PetscFree(net->crn));
   PetscCall(PetscFree(net->Gh));
   PetscCall(PetscFree(net->AbarT));
+  PetscCall(PetscFree(net->PbarT));
   PetscCall(PetscFree(net->theta));
   net->setupcalled = PETSC_FALSE;
   PetscFunctionReturn(0);
@@ -290,6 +303,21 @@ PetscErrorCode ICNNGetChunkSize(ICNN net, PetscInt *chunk)
   PetscFunctionReturn(0);
 }
 
+/*
+  ICNNSetComputeValue - whether ICNNGradient computes psi for its seed function (default yes).
+  A loss of grad psi and Hess psi alone (JKO, the identity pretraining) turns it off: the seed
+  then gets psi = NULL and must set psibar = 0 (checked), and the last layer's softplus, which
+  only psi uses, is skipped.
+
+  Not Collective
+*/
+PetscErrorCode ICNNSetComputeValue(ICNN net, PetscBool value)
+{
+  PetscFunctionBegin;
+  net->value = value;
+  PetscFunctionReturn(0);
+}
+
 /* ICNNSetUseNaiveKernels - plain loops instead of BLAS (for testing the BLAS path). */
 PetscErrorCode ICNNSetUseNaiveKernels(ICNN net, PetscBool naive)
 {
@@ -388,6 +416,7 @@ PetscErrorCode ICNNSetUp(ICNN net)
     PetscInt       n = net->widths[l];
     maxn             = PetscMax(maxn, n);
     PetscCall(PetscMalloc1(c * r * n, &w->P));
+    PetscCall(PetscMalloc1(c * r * n, &w->Pt));
     PetscCall(PetscMalloc1(c * n, &w->z));
     PetscCall(PetscMalloc1(c * n, &w->s1));
     PetscCall(PetscMalloc1(c * n, &w->g));
@@ -419,6 +448,7 @@ PetscErrorCode ICNNSetUp(ICNN net)
   PetscCall(PetscMalloc1(c * r * maxn, &net->crn));
   PetscCall(PetscMalloc1(maxn * D * D, &net->Gh));
   PetscCall(PetscMalloc1(maxn * r * D, &net->AbarT));
+  PetscCall(PetscMalloc1(maxn * c * r, &net->PbarT));
   net->setupcalled = PETSC_TRUE;
   PetscFunctionReturn(0);
 }
@@ -528,7 +558,8 @@ PetscErrorCode ICNNConvexify(ICNN net)
 /* ---------------------------------------------------------------- kernels */
 
 /* Forward and backward pass for c points (MATH.md secs 2-3): fills P, z, s1, g, delta of every
-   layer, psi [c] and y = grad psi [c][D]. x [c][D]. */
+   layer, psi [c] and y = grad psi [c][D]. x [c][D]. With psi = NULL the last layer's softplus,
+   which only psi uses, is skipped (its z then holds the pre-activation): a push needs y alone. */
 static PetscErrorCode icnn_forward(ICNN net, PetscInt c, const PetscReal *x, PetscReal *psi, PetscReal *y)
 {
   const PetscInt   D = net->dim, r = net->rank, L = net->nlayers;
@@ -550,6 +581,8 @@ static PetscErrorCode icnn_forward(ICNN net, PetscInt c, const PetscReal *x, Pet
         for (PetscInt j = 0; j < n; j++) a[j] += Pb[s * n + j] * Pb[s * n + j];
       if (l == 0) { /* layer 1 has no activation */
         for (PetscInt j = 0; j < n; j++) s1[j] = 1;
+      } else if (!psi && l == L - 1) {
+        for (PetscInt j = 0; j < n; j++) s1[j] = logistic(a[j]);
       } else {
         for (PetscInt j = 0; j < n; j++) softplus_logistic(a[j], &a[j], &s1[j]);
       }
@@ -561,9 +594,11 @@ static PetscErrorCode icnn_forward(ICNN net, PetscInt c, const PetscReal *x, Pet
     ICNNLayerWork *lw = &net->lw[L - 1];
     for (PetscInt b = 0; b < c; b++) {
       PetscReal v = 0, xx = 0;
-      for (PetscInt j = 0; j < n; j++) v += lw->z[b * n + j] * w[j];
-      for (PetscInt d = 0; d < D; d++) xx += x[b * D + d] * x[b * D + d];
-      psi[b] = v + 0.5 * net->s * xx;
+      if (psi) {
+        for (PetscInt j = 0; j < n; j++) v += lw->z[b * n + j] * w[j];
+        for (PetscInt d = 0; d < D; d++) xx += x[b * D + d] * x[b * D + d];
+        psi[b] = v + 0.5 * net->s * xx;
+      }
       for (PetscInt j = 0; j < n; j++) lw->delta[b * n + j] = w[j];
     }
   }
@@ -612,7 +647,9 @@ static void icnn_theta_tables(ICNN net)
 }
 
 /* The quadratic-layer Jacobians Jq_l = W_l + 2 sum_s diag(P_s) A_s^T [n][c*D] of every layer
-   after icnn_forward (MATH.md sec. 3); the first-order sweep needs them too. */
+   after icnn_forward (MATH.md sec. 3); the first-order sweep needs them too. Also Pt, P in the
+   unit-major order of these loops and of the sweep's R4: read in place, P[b][s][j] would cost a
+   cache line per entry. */
 static void icnn_jq(ICNN net, PetscInt c)
 {
   const PetscInt D = net->dim, r = net->rank, cD = c * D;
@@ -620,12 +657,15 @@ static void icnn_jq(ICNN net, PetscInt c)
     ICNNLayerWork   *lw = &net->lw[l];
     PetscInt         n = net->widths[l], rn = r * n;
     const PetscReal *W = net->theta + net->offW[l];
+    for (PetscInt b = 0; b < c; b++)
+      for (PetscInt s = 0; s < r; s++)
+        for (PetscInt j = 0; j < n; j++) lw->Pt[(j * c + b) * r + s] = lw->P[b * rn + s * n + j];
     for (PetscInt j = 0; j < n; j++)
       for (PetscInt b = 0; b < c; b++) {
         PetscReal *row = lw->Jq + j * cD + b * D;
         for (PetscInt d = 0; d < D; d++) row[d] = W[j * D + d];
         for (PetscInt s = 0; s < r; s++) {
-          PetscReal        p = 2 * lw->P[b * rn + s * n + j];
+          PetscReal        p = 2 * lw->Pt[(j * c + b) * r + s];
           const PetscReal *a = lw->At + (j * r + s) * D;
           for (PetscInt d = 0; d < D; d++) row[d] += p * a[d];
         }
@@ -780,14 +820,17 @@ static PetscErrorCode icnn_sweep(ICNN net, PetscInt c, const PetscReal *x, const
         lw->gbar[b * n + j] += gb;
         for (PetscInt s = 0; s < r; s++) {
           const PetscReal *a  = lw->At + (j * r + s) * D;
-          PetscReal       *ab = net->AbarT + (j * r + s) * D, p2 = 2 * lw->P[b * rn + s * n + j], v = 0;
+          PetscReal       *ab = net->AbarT + (j * r + s) * D, p2 = 2 * lw->Pt[(j * c + b) * r + s], v = 0;
           for (PetscInt d = 0; d < D; d++) {
             v += Q[d] * a[d];
             ab[d] += p2 * Q[d];
           }
-          lw->Pbar[b * rn + s * n + j] += 2 * v;
+          net->PbarT[(j * c + b) * r + s] = 2 * v;
         }
       }
+    for (PetscInt b = 0; b < c; b++)
+      for (PetscInt s = 0; s < r; s++)
+        for (PetscInt j = 0; j < n; j++) lw->Pbar[b * rn + s * n + j] += net->PbarT[(j * c + b) * r + s];
     for (PetscInt d = 0; d < D; d++)
       for (PetscInt s = 0; s < r; s++)
         for (PetscInt j = 0; j < n; j++) Abar[(d * r + s) * n + j] += net->AbarT[(j * r + s) * D + d];
@@ -836,12 +879,13 @@ static PetscErrorCode icnn_sweep(ICNN net, PetscInt c, const PetscReal *x, const
       PetscCall(icnn_gemm(net, PETSC_TRUE, PETSC_FALSE, n, m, c, 1, lw->abar, n, net->lw[l - 1].z, m, 1, grad + net->offU[l], m));
       PetscCall(icnn_gemm(net, PETSC_FALSE, PETSC_FALSE, c, m, n, 1, lw->abar, n, th + net->offU[l], m, 0, net->zbar[(L - l) % 2], m));
     }
-    for (PetscInt b = 0; b < c; b++)
-      for (PetscInt j = 0; j < n; j++) {
-        PetscReal ab = lw->abar[b * n + j];
-        bbar[j] += ab;
-        for (PetscInt s = 0; s < r; s++) lw->Pbar[b * rn + s * n + j] += 2 * lw->P[b * rn + s * n + j] * ab;
-      }
+    for (PetscInt b = 0; b < c; b++) {
+      const PetscReal *ab = lw->abar + b * n, *Pb = lw->P + b * rn;
+      PetscReal       *Pbarb = lw->Pbar + b * rn;
+      for (PetscInt j = 0; j < n; j++) bbar[j] += ab[j];
+      for (PetscInt s = 0; s < r; s++)
+        for (PetscInt j = 0; j < n; j++) Pbarb[s * n + j] += 2 * Pb[s * n + j] * ab[j];
+    }
     /* Wbar += abar^T X: (n x c)(c x D); Abar += X^T Pbar: (D x c)(c x rn) */
     PetscCall(icnn_gemm(net, PETSC_TRUE, PETSC_FALSE, n, D, c, 1, lw->abar, n, x, D, 1, grad + net->offW[l], D));
     PetscCall(icnn_gemm(net, PETSC_TRUE, PETSC_FALSE, D, rn, c, 1, x, D, lw->Pbar, rn, 1, grad + net->offA[l], rn));
@@ -851,10 +895,11 @@ static PetscErrorCode icnn_sweep(ICNN net, PetscInt c, const PetscReal *x, const
 
 /* ---------------------------------------------------------------- public work methods */
 
+/* isfinite() inline: PETSc's PetscIsInfOrNanReal() is a library call per entry */
 static PetscErrorCode icnn_check_finite(const char *what, PetscInt start, PetscInt n, PetscInt stride, const PetscReal *v)
 {
   PetscFunctionBegin;
-  for (PetscInt i = 0; i < n * stride; i++) PetscCheck(!PetscIsInfOrNanReal(v[i]), PETSC_COMM_SELF, PETSC_ERR_FP, "ICNN: %s of point %" PetscInt_FMT " is not finite (entry %" PetscInt_FMT ": %g)", what, start + i / stride, i % stride, (double)v[i]);
+  for (PetscInt i = 0; i < n * stride; i++) PetscCheck(isfinite(v[i]), PETSC_COMM_SELF, PETSC_ERR_FP, "ICNN: %s of point %" PetscInt_FMT " is not finite (entry %" PetscInt_FMT ": %g)", what, start + i / stride, i % stride, (double)v[i]);
   PetscFunctionReturn(0);
 }
 
@@ -890,9 +935,9 @@ PetscErrorCode ICNNEvaluate(ICNN net, PetscInt n, const PetscReal x[], PetscReal
     const PetscReal *xc = x + start * D;
     PetscCall(icnn_check_finite("input x", start, c, D, xc));
     PetscCall(PetscLogEventBegin(WGF_Forward, 0, 0, 0, 0));
-    PetscCall(icnn_forward(net, c, xc, net->psi, net->y));
+    PetscCall(icnn_forward(net, c, xc, psi ? net->psi : NULL, net->y));
     PetscCall(PetscLogEventEnd(WGF_Forward, 0, 0, 0, 0));
-    PetscCall(icnn_check_finite("psi", start, c, 1, net->psi));
+    if (psi) PetscCall(icnn_check_finite("psi", start, c, 1, net->psi));
     PetscCall(icnn_check_finite("grad psi", start, c, D, net->y));
     if (psi) PetscCall(PetscArraycpy(psi + start, net->psi, c));
     if (y) PetscCall(PetscArraycpy(y + start * D, net->y, c * D));
@@ -920,16 +965,17 @@ static PetscErrorCode icnn_gradient(ICNN net, PetscInt n, const PetscReal x[], I
     const PetscReal *xc = x + start * D;
     PetscCall(icnn_check_finite("input x", start, c, D, xc));
     PetscCall(PetscLogEventBegin(WGF_Forward, 0, 0, 0, 0));
-    PetscCall(icnn_forward(net, c, xc, net->psi, net->y));
+    PetscCall(icnn_forward(net, c, xc, net->value ? net->psi : NULL, net->y));
     PetscCall(PetscLogEventEnd(WGF_Forward, 0, 0, 0, 0));
-    PetscCall(icnn_check_finite("psi", start, c, 1, net->psi));
+    if (net->value) PetscCall(icnn_check_finite("psi", start, c, 1, net->psi));
     PetscCall(icnn_check_finite("grad psi", start, c, D, net->y));
     PetscCall(PetscLogEventBegin(WGF_Hessian, 0, 0, 0, 0));
     if (second) PetscCall(icnn_hessian(net, start, c, net->H, net->L, net->logdet));
     else icnn_jq(net, c);
     PetscCall(PetscLogEventEnd(WGF_Hessian, 0, 0, 0, 0));
-    PetscCall(seed(ctx, start, c, D, xc, net->psi, net->y, second ? net->H : NULL, second ? net->L : NULL, second ? net->logdet : NULL, net->psibar, net->ybar, second ? net->Hbar : NULL));
+    PetscCall(seed(ctx, start, c, D, xc, net->value ? net->psi : NULL, net->y, second ? net->H : NULL, second ? net->L : NULL, second ? net->logdet : NULL, net->psibar, net->ybar, second ? net->Hbar : NULL));
     PetscCall(icnn_check_finite("seed psibar", start, c, 1, net->psibar));
+    for (PetscInt b = 0; b < c && !net->value; b++) PetscCheck(net->psibar[b] == 0, PETSC_COMM_SELF, PETSC_ERR_ARG_WRONGSTATE, "ICNNGradient: the seed set psibar = %g at point %" PetscInt_FMT " but the network was told not to compute psi (ICNNSetComputeValue)", (double)net->psibar[b], start + b);
     PetscCall(icnn_check_finite("seed ybar", start, c, D, net->ybar));
     if (second) {
       PetscCall(icnn_check_finite("seed Hbar", start, c, D2, net->Hbar));
@@ -991,6 +1037,7 @@ PetscErrorCode ICNNDuplicate(ICNN net, ICNN *dup)
   PetscCall(ICNNSetStrongConvexity(*dup, net->s));
   PetscCall(ICNNSetChunkSize(*dup, net->chunk));
   PetscCall(ICNNSetUseNaiveKernels(*dup, net->naive));
+  PetscCall(ICNNSetComputeValue(*dup, net->value));
   PetscCall(ICNNSetParameters(*dup, net->theta));
   PetscFunctionReturn(0);
 }
@@ -1096,7 +1143,12 @@ PetscErrorCode ICNNTestGradient(ICNN net, PetscInt n, const PetscReal x[], Petsc
   }
   seeds = (ICNNFixedSeeds){psibar, ybar, Hbar};
   PetscCall(PetscArrayzero(G, P));
-  PetscCall(ICNNGradient(net, n, x, icnn_fixed_seeds, &seeds, G));
+  {
+    PetscBool value = net->value; /* these seeds use psi */
+    net->value      = PETSC_TRUE;
+    PetscCall(ICNNGradient(net, n, x, icnn_fixed_seeds, &seeds, G));
+    net->value = value;
+  }
   for (PetscInt k = 0; k < nt; k++) {
     PetscReal u, save, vp, vm;
     if (nt == P) idx[k] = k;

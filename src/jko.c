@@ -71,6 +71,7 @@ PetscErrorCode JKOCreate(MPI_Comm comm, JKO *jko)
   j->pre_tol   = 1e-5;
   j->res_step  = -1;
   PetscCall(ICNNCreate(comm, &j->net));
+  PetscCall(ICNNSetComputeValue(j->net, PETSC_FALSE)); /* the losses use grad psi and Hess psi only */
   *jko = j;
   PetscFunctionReturn(0);
 }

@@ -1,4 +1,5 @@
-static const char help[] = "wgf-bench: times the ICNN training pass (forward with Hessian and log det, then the reverse sweep).\n"
+static const char help[] = "wgf-bench: times the ICNN training pass (forward with Hessian and log det, then the reverse sweep)\n"
+                           "and the push x -> grad psi(x) that moves samples along the chain.\n"
                            "  -dim D -widths n1,n2,... -rank r -batch B   the network and the batch (default 16, 256,256, 5, 512)\n"
                            "  -seconds T       time at least T seconds per measurement (default 3)\n"
                            "  -dgemm_n N       size of the square DGEMM measured for comparison (default 1024)\n"
@@ -31,6 +32,19 @@ static double flops_per_point(PetscInt D, PetscInt L, const PetscInt *w, PetscIn
     }
   }
   return f + D2 * D / 3 + 2 * D2 * D / 3;
+}
+
+/* The flop model of one point of a push (grad psi only: the forward and backward passes of
+   icnn_forward, MATH.md secs 2-3). */
+static double push_flops_per_point(PetscInt D, PetscInt L, const PetscInt *w, PetscInt r)
+{
+  double f = 0;
+
+  for (PetscInt l = 0; l < L; l++) {
+    double n = w[l], m = l ? w[l - 1] : 0;
+    f += 2 * D * r * n + 2 * D * n + 2 * n * D + 2 * r * n * D + 4 * n * m;
+  }
+  return f;
 }
 
 /* The JKO seeds of MATH.md sec. 4 with V = 0 and h = 0.05: psibar = 0, ybar = y - x,
@@ -79,7 +93,7 @@ static PetscErrorCode time_loop(MPI_Comm comm, PetscReal seconds, PetscErrorCode
 typedef struct {
   ICNN       net;
   PetscInt   batch, P;
-  PetscReal *x, *grad;
+  PetscReal *x, *grad, *y;
   PetscInt   dn;
   PetscReal *a, *b, *c;
 } Bench;
@@ -91,6 +105,15 @@ static PetscErrorCode run_training(void *ctx)
   PetscFunctionBegin;
   PetscCall(PetscArrayzero(bn->grad, bn->P));
   PetscCall(ICNNGradient(bn->net, bn->batch, bn->x, bench_seed, NULL, bn->grad));
+  PetscFunctionReturn(0);
+}
+
+static PetscErrorCode run_push(void *ctx)
+{
+  Bench *bn = (Bench *)ctx;
+
+  PetscFunctionBegin;
+  PetscCall(ICNNEvaluate(bn->net, bn->batch, bn->x, NULL, bn->y, NULL, NULL));
   PetscFunctionReturn(0);
 }
 
@@ -108,7 +131,7 @@ static PetscErrorCode run_dgemm(void *ctx)
 int main(int argc, char **argv)
 {
   PetscInt    D = 16, nl = ICNN_MAX_LAYERS, widths[ICNN_MAX_LAYERS] = {256, 256}, r = 5;
-  PetscReal   seconds = 3, rate_train, rate_dgemm;
+  PetscReal   seconds = 3, rate_train, rate_push, rate_dgemm;
   PetscBool   set_w;
   PetscRandom rnd;
   PetscMPIInt size;
@@ -131,6 +154,7 @@ int main(int argc, char **argv)
 
   PetscCall(ICNNCreate(PETSC_COMM_WORLD, &bn.net));
   PetscCall(ICNNSetShape(bn.net, D, nl, widths, r));
+  PetscCall(ICNNSetComputeValue(bn.net, PETSC_FALSE)); /* as in JKO: the seeds do not use psi */
   PetscCall(ICNNSetFromOptions(bn.net));
   PetscCall(ICNNGetShape(bn.net, &D, &nl, NULL, &r));
   PetscCall(PetscRandomCreate(PETSC_COMM_SELF, &rnd));
@@ -138,7 +162,7 @@ int main(int argc, char **argv)
   PetscCall(PetscRandomSeed(rnd));
   PetscCall(ICNNInitialize(bn.net, rnd));
   PetscCall(ICNNGetNumParameters(bn.net, &bn.P));
-  PetscCall(PetscMalloc2(bn.batch * D, &bn.x, bn.P, &bn.grad));
+  PetscCall(PetscMalloc3(bn.batch * D, &bn.x, bn.P, &bn.grad, bn.batch * D, &bn.y));
   PetscCall(PetscRandomSetInterval(rnd, -2, 2));
   for (PetscInt i = 0; i < bn.batch * D; i++) PetscCall(PetscRandomGetValueReal(rnd, &bn.x[i]));
   PetscCall(PetscMalloc3(bn.dn * bn.dn, &bn.a, bn.dn * bn.dn, &bn.b, bn.dn * bn.dn, &bn.c));
@@ -150,6 +174,7 @@ int main(int argc, char **argv)
 
   PetscCall(time_loop(PETSC_COMM_WORLD, seconds, run_dgemm, &bn, &rate_dgemm));
   PetscCall(time_loop(PETSC_COMM_WORLD, seconds, run_training, &bn, &rate_train));
+  PetscCall(time_loop(PETSC_COMM_WORLD, seconds, run_push, &bn, &rate_push));
   {
     const PetscInt *w;
     PetscCall(ICNNGetShape(bn.net, NULL, NULL, &w, NULL));
@@ -160,9 +185,11 @@ int main(int argc, char **argv)
     PetscCall(PetscPrintf(PETSC_COMM_WORLD, "DGEMM %" PetscInt_FMT "^3:        %8.2f GFLOP/s per rank\n", bn.dn, gdgemm));
     PetscCall(PetscPrintf(PETSC_COMM_WORLD, "training pass:      %8.2f GFLOP/s per rank, %.1f samples/s per rank (%.1f in all), %.2f passes/s\n", gtrain, bn.batch * rate_train, size * bn.batch * rate_train, rate_train));
     PetscCall(PetscPrintf(PETSC_COMM_WORLD, "fraction of DGEMM:  %8.3f\n", gtrain / gdgemm));
+    double gpush = push_flops_per_point(D, nl, w, r) * bn.batch * rate_push / 1e9;
+    PetscCall(PetscPrintf(PETSC_COMM_WORLD, "push (grad psi):    %8.2f GFLOP/s per rank, %.1f samples/s per rank, %.3f of DGEMM\n", gpush, bn.batch * rate_push, gpush / gdgemm));
   }
   PetscCall(PetscFree3(bn.a, bn.b, bn.c));
-  PetscCall(PetscFree2(bn.x, bn.grad));
+  PetscCall(PetscFree3(bn.x, bn.grad, bn.y));
   PetscCall(ICNNDestroy(&bn.net));
   PetscCall(PetscFinalize());
   return 0;

@@ -116,7 +116,8 @@ static PetscErrorCode check_shape(PetscRandom rnd, PetscInt D, PetscInt L, const
   PetscCall(ICNNGradientFirstOrder(net, n, x, first_order_seed, NULL, g[1]));
   EXPECT(relerr(P, g[1], g[0]) < 1e-12, "%s: first-order sweep differs from the full one with Hbar = 0 (%g)", shape, (double)relerr(P, g[1], g[0]));
 
-  /* 4. one chunk vs chunks of 1 vs chunks of 2 vs point by point; BLAS vs naive loops */
+  /* 4. one chunk vs chunks of 1 (and without psi: the JKO seeds do not use it) vs chunks of 2
+     vs point by point; BLAS vs naive loops */
   PetscCall(ICNNEvaluate(net, n, x, psi[0], y[0], H[0], ld[0]));
   PetscCall(PetscArrayzero(g[0], P));
   PetscCall(jko_loss(net, n, x, 0.05, &err, g[0]));
@@ -127,6 +128,7 @@ static PetscErrorCode check_shape(PetscRandom rnd, PetscInt D, PetscInt L, const
     PetscCall(ICNNSetStrongConvexity(ref, s));
     PetscCall(ICNNSetChunkSize(ref, variant == 1 ? 2 : variant == 3 ? n : 1));
     PetscCall(ICNNSetUseNaiveKernels(ref, variant == 3 ? PETSC_TRUE : PETSC_FALSE));
+    PetscCall(ICNNSetComputeValue(ref, variant == 0 ? PETSC_FALSE : PETSC_TRUE));
     PetscCall(ICNNSetParameters(ref, theta));
     PetscCall(PetscArrayzero(g[1], P));
     if (variant == 2) {
@@ -145,6 +147,9 @@ static PetscErrorCode check_shape(PetscRandom rnd, PetscInt D, PetscInt L, const
     EXPECT(relerr(P, g[1], g[0]) < 1e-11, "%s: parameter gradient differs with %s (%g)", shape, name[variant], (double)relerr(P, g[1], g[0]));
     PetscCall(ICNNDestroy(&ref));
   }
+  /* a push asks for grad psi alone (and log det): the last layer's softplus is skipped */
+  PetscCall(ICNNEvaluate(net, n, x, NULL, y[1], H[1], ld[1]));
+  EXPECT(relerr(n * D, y[1], y[0]) == 0 && relerr(n * D2, H[1], H[0]) == 0 && relerr(n, ld[1], ld[0]) == 0, "%s: grad, Hessian or logdet differ when psi is not asked for", shape);
 
   /* 5. H symmetric positive definite with smallest eigenvalue >= s; log det = sum log eig */
   for (PetscInt b = 0; b < n; b++) {
@@ -173,7 +178,7 @@ static PetscErrorCode check_errors(PetscRandom rnd)
 {
   ICNN           net;
   PetscInt       widths[2] = {4, 3}, P;
-  PetscReal      x[6] = {0.1, 0.2, INFINITY, 0.3, 0.4, 0.5}, psi[3], H[12], *theta;
+  PetscReal      x[6] = {0.1, 0.2, INFINITY, 0.3, 0.4, 0.5}, psi[3], H[12], *theta, *g;
   PetscErrorCode ierr;
 
   PetscFunctionBegin;
@@ -192,6 +197,14 @@ static PetscErrorCode check_errors(PetscRandom rnd)
   for (PetscInt i = 0; i < P; i++) theta[i] = i == P - 1 ? -1 : 0.3;
   ierr = ICNNEvaluate(net, 3, x, psi, NULL, H, NULL);
   EXPECT(ierr == PETSC_ERR_CONV_FAILED, "a non-convex network gave error code %d, expected PETSC_ERR_CONV_FAILED", (int)ierr);
+  /* a seed that needs psi on a network told not to compute it */
+  PetscCall(ICNNInitialize(net, rnd));
+  PetscCall(ICNNSetComputeValue(net, PETSC_FALSE));
+  PetscCall(PetscMalloc1(P, &g));
+  PetscCall(PetscArrayzero(g, P));
+  ierr = ICNNGradient(net, 3, x, first_order_seed, NULL, g);
+  EXPECT(ierr == PETSC_ERR_ARG_WRONGSTATE, "psibar != 0 without psi gave error code %d, expected PETSC_ERR_ARG_WRONGSTATE", (int)ierr);
+  PetscCall(PetscFree(g));
   PetscCall(PetscPopErrorHandler());
   PetscCall(ICNNDestroy(&net));
   EXPECT(net == NULL, "ICNNDestroy did not set the handle to NULL");

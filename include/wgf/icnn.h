@@ -45,6 +45,7 @@ PetscErrorCode ICNNGetStrongConvexity(ICNN, PetscReal *);
 PetscErrorCode ICNNSetChunkSize(ICNN, PetscInt);
 PetscErrorCode ICNNGetChunkSize(ICNN, PetscInt *);
 PetscErrorCode ICNNSetUseNaiveKernels(ICNN, PetscBool);
+PetscErrorCode ICNNSetComputeValue(ICNN, PetscBool);
 PetscErrorCode ICNNSetFromOptions(ICNN);
 PetscErrorCode ICNNSetUp(ICNN);
 PetscErrorCode ICNNView(ICNN, PetscViewer);
