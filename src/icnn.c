@@ -15,6 +15,7 @@
    the per-point steps (J_b^T diag(S) J_b, J_b Hbar_b, Cholesky) are small dgemm/dpotrf calls. */
 #include <wgf/icnn.h>
 #include <wgf/log_events.h>
+#include <wgf/expneg.h>
 #include <petscblaslapack.h>
 #include <cblas.h>
 #include <math.h>
@@ -84,7 +85,7 @@ static PetscErrorCode icnn_gemm(ICNN net, PetscBool ta, PetscBool tb, PetscInt M
    logistic = 1 / (1 + e) for a >= 0, e / (1 + e) otherwise. */
 static inline void softplus_logistic(PetscReal a, PetscReal *sp, PetscReal *lg)
 {
-  PetscReal e = exp(-PetscAbsReal(a)), r = 1 / (1 + e);
+  PetscReal e = wgf_exp_nonpositive(-PetscAbsReal(a)), r = 1 / (1 + e);
   *sp         = (a > 0 ? a : 0) + log1p(e);
   *lg         = a >= 0 ? r : e * r;
 }
@@ -92,7 +93,7 @@ static inline void softplus_logistic(PetscReal a, PetscReal *sp, PetscReal *lg)
 /* logistic(a) alone, for the last layer when psi is not wanted (its softplus feeds only psi) */
 static inline PetscReal logistic(PetscReal a)
 {
-  PetscReal e = exp(-PetscAbsReal(a)), r = 1 / (1 + e);
+  PetscReal e = wgf_exp_nonpositive(-PetscAbsReal(a)), r = 1 / (1 + e);
   return a >= 0 ? r : e * r;
 }
 

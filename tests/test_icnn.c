@@ -5,6 +5,7 @@ static const char help[] = "Unit tests of the ICNN kernels (MATH.md secs 2-4) ov
    chunking, LAPACK's symmetric eigensolver. The verdict is the exit status. */
 #include "wgf_test.h"
 #include <wgf/icnn.h>
+#include <wgf/expneg.h>
 #include <petscblaslapack.h>
 #include <math.h>
 
@@ -173,6 +174,32 @@ static PetscErrorCode check_shape(PetscRandom rnd, PetscInt D, PetscInt L, const
   PetscFunctionReturn(0);
 }
 
+/* The activations' exp against libm's: within 2 ulp on random points over the whole range, down
+   to the subnormals, and at the edges. */
+static PetscErrorCode check_exp(PetscRandom rnd)
+{
+  const double edges[] = {0, -0.0, -1e-300, -1e-17, -0.34657359027997264, -0.34657359027997265, -1, -708.39, -708.4, -740, -745.13, -745.2, -746, -1e300};
+  double       worst = 0, wx = 0;
+
+  PetscFunctionBegin;
+  for (PetscInt i = 0; i < 2000000 + (PetscInt)(sizeof(edges) / sizeof(edges[0])); i++) {
+    PetscReal u;
+    double    x;
+    if (i < (PetscInt)(sizeof(edges) / sizeof(edges[0]))) x = edges[i];
+    else {
+      PetscCall(PetscRandomGetValueReal(rnd, &u)); /* in [-1, 1] */
+      x = i % 2 ? -746 * PetscAbsReal(u) : -2 * PetscAbsReal(u);
+    }
+    double ref = exp(x), got = wgf_exp_nonpositive(x), ulp = nextafter(ref, INFINITY) - ref;
+    double err = PetscAbsReal(got - ref) / (ulp > 0 ? ulp : 4.9e-324);
+    if (err > worst) worst = err, wx = x;
+  }
+  EXPECT(worst <= 2, "wgf_exp_nonpositive is %g ulp from libm's exp at x = %.17g", worst, wx);
+  EXPECT(wgf_exp_nonpositive(0) == 1 && wgf_exp_nonpositive(-1e300) == 0, "wgf_exp_nonpositive(0) = %g, (-1e300) = %g", wgf_exp_nonpositive(0), wgf_exp_nonpositive(-1e300));
+  PetscCall(PetscPrintf(PETSC_COMM_SELF, "exp for x <= 0: worst %.2f ulp from libm (at x = %.17g)\n", worst, wx));
+  PetscFunctionReturn(0);
+}
+
 /* Errors that must be reported, not turned into NaN: a non-finite input, a non-convex network. */
 static PetscErrorCode check_errors(PetscRandom rnd)
 {
@@ -239,6 +266,7 @@ int main(int argc, char **argv)
   PetscCall(PetscRandomSetInterval(rnd, -1, 1));
   for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) PetscCall(check_shape(rnd, cases[k].D, cases[k].L, cases[k].w, cases[k].r, cases[k].s, cases[k].n));
   PetscCall(check_errors(rnd));
+  PetscCall(check_exp(rnd));
   PetscCall(PetscRandomDestroy(&rnd));
   PetscCall(PetscPrintf(PETSC_COMM_SELF, "%s: %" PetscInt_FMT " failures\n", nfail ? "FAILED" : "passed", nfail));
   PetscCall(PetscFinalize());
