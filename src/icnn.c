@@ -22,7 +22,6 @@
 
 typedef struct {
   PetscReal *P, *z, *s1, *g, *delta; /* forward and backward caches */
-  PetscReal *Pt;                     /* P transposed to [j][b][s]: the per-unit loops read it in order */
   PetscReal *Jq, *J, *Jz;            /* Hessian-path caches (J, Jz alias Jq where equal) */
   PetscReal *M, *At;                 /* M[j][D*D] = sum_s A_sj A_sj^T, At[j][s][d] = A[d][s][j] */
   PetscReal *gbar, *abar, *dbar, *Pbar; /* adjoints of the sweep */
@@ -47,7 +46,6 @@ struct _p_ICNN {
   PetscReal    *big[3];      /* [maxn][c*D]: two Jbar buffers and the per-point scratch K */
   PetscReal    *zbar[2];     /* [c][maxn] */
   PetscReal    *crn, *Gh, *AbarT; /* [c][r*maxn], [maxn][D*D], [maxn][r][D] */
-  PetscReal    *PbarT;            /* [maxn][c][r]: R4's part of Pbar in the order of Pt */
 };
 
 /* ---------------------------------------------------------------- BLAS wrapper */
@@ -137,7 +135,6 @@ static PetscErrorCode icnn_free_work(ICNN net)
     w->J = w->Jz = NULL;
     PetscCall(PetscFree(w->Jq));
     PetscCall(PetscFree(w->P));
-    PetscCall(PetscFree(w->Pt));
     PetscCall(PetscFree(w->z));
     PetscCall(PetscFree(w->s1));
     PetscCall(PetscFree(w->g));
@@ -162,7 +159,6 @@ static PetscErrorCode icnn_free_work(ICNN net)
   PetscCall(PetscFree(net->crn));
   PetscCall(PetscFree(net->Gh));
   PetscCall(PetscFree(net->AbarT));
-  PetscCall(PetscFree(net->PbarT));
   PetscCall(PetscFree(net->theta));
   net->setupcalled = PETSC_FALSE;
   PetscFunctionReturn(0);
@@ -417,7 +413,6 @@ PetscErrorCode ICNNSetUp(ICNN net)
     PetscInt       n = net->widths[l];
     maxn             = PetscMax(maxn, n);
     PetscCall(PetscMalloc1(c * r * n, &w->P));
-    PetscCall(PetscMalloc1(c * r * n, &w->Pt));
     PetscCall(PetscMalloc1(c * n, &w->z));
     PetscCall(PetscMalloc1(c * n, &w->s1));
     PetscCall(PetscMalloc1(c * n, &w->g));
@@ -449,7 +444,6 @@ PetscErrorCode ICNNSetUp(ICNN net)
   PetscCall(PetscMalloc1(c * r * maxn, &net->crn));
   PetscCall(PetscMalloc1(maxn * D * D, &net->Gh));
   PetscCall(PetscMalloc1(maxn * r * D, &net->AbarT));
-  PetscCall(PetscMalloc1(maxn * c * r, &net->PbarT));
   net->setupcalled = PETSC_TRUE;
   PetscFunctionReturn(0);
 }
@@ -648,9 +642,7 @@ static void icnn_theta_tables(ICNN net)
 }
 
 /* The quadratic-layer Jacobians Jq_l = W_l + 2 sum_s diag(P_s) A_s^T [n][c*D] of every layer
-   after icnn_forward (MATH.md sec. 3); the first-order sweep needs them too. Also Pt, P in the
-   unit-major order of these loops and of the sweep's R4: read in place, P[b][s][j] would cost a
-   cache line per entry. */
+   after icnn_forward (MATH.md sec. 3); the first-order sweep needs them too. */
 static void icnn_jq(ICNN net, PetscInt c)
 {
   const PetscInt D = net->dim, r = net->rank, cD = c * D;
@@ -658,15 +650,12 @@ static void icnn_jq(ICNN net, PetscInt c)
     ICNNLayerWork   *lw = &net->lw[l];
     PetscInt         n = net->widths[l], rn = r * n;
     const PetscReal *W = net->theta + net->offW[l];
-    for (PetscInt b = 0; b < c; b++)
-      for (PetscInt s = 0; s < r; s++)
-        for (PetscInt j = 0; j < n; j++) lw->Pt[(j * c + b) * r + s] = lw->P[b * rn + s * n + j];
     for (PetscInt j = 0; j < n; j++)
       for (PetscInt b = 0; b < c; b++) {
         PetscReal *row = lw->Jq + j * cD + b * D;
         for (PetscInt d = 0; d < D; d++) row[d] = W[j * D + d];
         for (PetscInt s = 0; s < r; s++) {
-          PetscReal        p = 2 * lw->Pt[(j * c + b) * r + s];
+          PetscReal        p = 2 * lw->P[b * rn + s * n + j];
           const PetscReal *a = lw->At + (j * r + s) * D;
           for (PetscInt d = 0; d < D; d++) row[d] += p * a[d];
         }
@@ -821,17 +810,14 @@ static PetscErrorCode icnn_sweep(ICNN net, PetscInt c, const PetscReal *x, const
         lw->gbar[b * n + j] += gb;
         for (PetscInt s = 0; s < r; s++) {
           const PetscReal *a  = lw->At + (j * r + s) * D;
-          PetscReal       *ab = net->AbarT + (j * r + s) * D, p2 = 2 * lw->Pt[(j * c + b) * r + s], v = 0;
+          PetscReal       *ab = net->AbarT + (j * r + s) * D, p2 = 2 * lw->P[b * rn + s * n + j], v = 0;
           for (PetscInt d = 0; d < D; d++) {
             v += Q[d] * a[d];
             ab[d] += p2 * Q[d];
           }
-          net->PbarT[(j * c + b) * r + s] = 2 * v;
+          lw->Pbar[b * rn + s * n + j] += 2 * v;
         }
       }
-    for (PetscInt b = 0; b < c; b++)
-      for (PetscInt s = 0; s < r; s++)
-        for (PetscInt j = 0; j < n; j++) lw->Pbar[b * rn + s * n + j] += net->PbarT[(j * c + b) * r + s];
     for (PetscInt d = 0; d < D; d++)
       for (PetscInt s = 0; s < r; s++)
         for (PetscInt j = 0; j < n; j++) Abar[(d * r + s) * n + j] += net->AbarT[(j * r + s) * D + d];
