@@ -26,7 +26,7 @@ TINY_OPTS = os.path.normpath(os.path.join(HERE, "..", "..", "input", "ou_tiny.op
 
 
 def parse_args(doc, with_eval=False, seed=0):
-    """WGF_PATH [WGF_EVAL_PATH] [--mpiexec PREFIX] [--opts FILE] [--seed N]."""
+    """WGF_PATH [WGF_EVAL_PATH] [--mpiexec PREFIX] [--opts FILE] [--seed N] [--extra=OPTIONS]."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("wgf", help="path of the wgf executable")
     if with_eval:
@@ -35,6 +35,7 @@ def parse_args(doc, with_eval=False, seed=0):
                         help='launcher prefix followed by the rank count (default: "%(default)s")')
     parser.add_argument("--opts", default=TINY_OPTS, help="options file of the tiny protocol (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=seed, help="-seed of the runs (default: %(default)s)")
+    parser.add_argument("--extra", default="", help="options added to every run of the protocol, e.g. --extra=-jko_resident")
     return parser.parse_args()
 
 
@@ -107,7 +108,7 @@ def run(args, exe, nranks, options, timeout=TIMEOUT_SECONDS, cwd=None):
 def run_wgf(args, nranks, out_dir, extra=(), seed=None, opts=True, timeout=TIMEOUT_SECONDS):
     """wgf with the tiny protocol (unless opts is False), -out_dir out_dir, -seed (args.seed
     unless given) and extra options, which come last and so override the protocol's."""
-    options = (["-options_file", args.opts] if opts else []) + ["-out_dir", out_dir]
+    options = (["-options_file", args.opts] + shlex.split(args.extra) if opts else []) + ["-out_dir", out_dir]
     options += ["-seed", str(args.seed if seed is None else seed)] + list(extra)
     return run(args, args.wgf, nranks, options, timeout=timeout)
 
