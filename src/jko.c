@@ -33,6 +33,7 @@ struct _p_JKO {
   PetscReal *res_x;          /* -jko_resident: [iters][n][D] this rank's resident particles of rho_k */
   PetscReal *vbuf, *gvbuf;   /* [chunk], [chunk][D]: V and grad V at y */
   PetscInt   res_step;       /* the k whose samples res_x holds (-1: none) */
+  PetscInt  *res_perm;       /* [iters]: the order of the resident blocks in the step being solved */
 
   PetscInt                ckpt_every;  /* -ckpt_every_iters: checkpoint inside a step (0: never) */
   JKOCheckpointFn         ckpt_fn;
@@ -84,7 +85,7 @@ PetscErrorCode JKODestroy(JKO *jko)
   PetscCall(ICNNDestroy(&(*jko)->net));
   PetscCall(PetscFree4((*jko)->grad, (*jko)->m, (*jko)->v, (*jko)->x));
   PetscCall(PetscFree2((*jko)->vbuf, (*jko)->gvbuf));
-  PetscCall(PetscFree((*jko)->res_x));
+  PetscCall(PetscFree2((*jko)->res_x, (*jko)->res_perm));
   PetscCall(PetscFree(*jko));
   PetscFunctionReturn(0);
 }
@@ -146,10 +147,11 @@ PetscErrorCode JKOGetSettings(JKO jko, PetscInt *steps, PetscReal *h, PetscReal 
     -jko_pretrain_lr lr     its learning rate (5e-3)
     -jko_pretrain_tol t     stop it when the loss is below t (1e-5)
     -jko_resident           minibatches from iters x batch resident particles of rho_k, each used
-                            once per step and pushed through the new map once per step, instead
-                            of fresh draws of rho_0 pushed through the whole chain every
-                            iteration (the paper's way; default). Same law per step, k times
-                            less pushing at step k; the particles persist across steps
+                            once per step, in a new random order of the minibatches every step,
+                            and pushed through the new map once per step, instead of fresh draws
+                            of rho_0 pushed through the whole chain every iteration (the paper's
+                            way; default). k times less pushing at step k; the particles persist
+                            across steps (README, "Speed", for its accuracy)
     -jko_monitor_every M    print the loss every M iterations (0: once per step)
 
   Collective
@@ -233,7 +235,7 @@ PetscErrorCode JKOSetUp(JKO jko)
   PetscCall(WGFSplitRows(jko->comm, jko->batch, &jko->start, &jko->n));
   PetscCall(PetscMalloc4(jko->P + 5, &jko->grad, jko->P, &jko->m, jko->P, &jko->v, jko->n * jko->D, &jko->x));
   PetscCall(PetscMalloc2(chunk, &jko->vbuf, chunk * jko->D, &jko->gvbuf));
-  if (jko->resident) PetscCall(PetscMalloc1(jko->iters * jko->n * jko->D, &jko->res_x));
+  if (jko->resident) PetscCall(PetscMalloc2(jko->iters * jko->n * jko->D, &jko->res_x, jko->iters, &jko->res_perm));
   jko->setupcalled = PETSC_TRUE;
   PetscFunctionReturn(0);
 }
@@ -337,6 +339,21 @@ static PetscErrorCode jko_resident_update(JKO jko, PetscInt k)
     else PetscCall(FlowSample(jko->flow, k, jko->seed, RNG_POOL, 0, 0, it * jko->batch + jko->start, jko->n, NULL, jko->res_x + it * nd, NULL));
   }
   jko->res_step = k;
+  /* a new order of the blocks for every step (Fisher-Yates, keyed by seed and step, so the same on
+     every rank and after a restart): with one fixed order, the last minibatches of every step,
+     which shape the final map most, would be the same particles step after step */
+  {
+    PetscReal *u;
+    PetscCall(PetscMalloc1(jko->iters, &u));
+    PetscCall(RNGUniform(jko->seed, RNG_POOL, (uint32_t)(k + 1), 1, 0, jko->iters, 1, u));
+    for (PetscInt it = 0; it < jko->iters; it++) jko->res_perm[it] = it;
+    for (PetscInt it = jko->iters - 1; it > 0; it--) {
+      PetscInt j = PetscMin(it, (PetscInt)(u[it] * (it + 1))), t = jko->res_perm[it];
+      jko->res_perm[it] = jko->res_perm[j];
+      jko->res_perm[j]  = t;
+    }
+    PetscCall(PetscFree(u));
+  }
   PetscCall(PetscLogEventEnd(WGF_Sample, 0, 0, 0, 0));
   PetscFunctionReturn(0);
 }
@@ -347,7 +364,7 @@ static PetscErrorCode jko_minibatch(JKO jko, RNGPurpose purpose, PetscInt k, Pet
 {
   PetscFunctionBegin;
   if (jko->resident && purpose == RNG_BATCH) {
-    *x = jko->res_x + it * jko->n * jko->D;
+    *x = jko->res_x + jko->res_perm[it] * jko->n * jko->D;
     PetscFunctionReturn(0);
   }
   PetscCall(PetscLogEventBegin(WGF_Sample, 0, 0, 0, 0));
