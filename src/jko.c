@@ -342,17 +342,13 @@ static PetscErrorCode jko_resident_update(JKO jko, PetscInt k)
   /* a new order of the blocks for every step (Fisher-Yates, keyed by seed and step, so the same on
      every rank and after a restart): with one fixed order, the last minibatches of every step,
      which shape the final map most, would be the same particles step after step */
-  {
-    PetscReal *u;
-    PetscCall(PetscMalloc1(jko->iters, &u));
-    PetscCall(RNGUniform(jko->seed, RNG_POOL, (uint32_t)(k + 1), 1, 0, jko->iters, 1, u));
-    for (PetscInt it = 0; it < jko->iters; it++) jko->res_perm[it] = it;
-    for (PetscInt it = jko->iters - 1; it > 0; it--) {
-      PetscInt j = PetscMin(it, (PetscInt)(u[it] * (it + 1))), t = jko->res_perm[it];
-      jko->res_perm[it] = jko->res_perm[j];
-      jko->res_perm[j]  = t;
-    }
-    PetscCall(PetscFree(u));
+  for (PetscInt it = 0; it < jko->iters; it++) jko->res_perm[it] = it;
+  for (PetscInt it = jko->iters - 1; it > 0; it--) {
+    PetscReal u;
+    PetscCall(RNGUniform(jko->seed, RNG_POOL, (uint32_t)(k + 1), 1, it, 1, 1, &u));
+    PetscInt j = PetscMin(it, (PetscInt)(u * (it + 1))), t = jko->res_perm[it];
+    jko->res_perm[it] = jko->res_perm[j];
+    jko->res_perm[j]  = t;
   }
   PetscCall(PetscLogEventEnd(WGF_Sample, 0, 0, 0, 0));
   PetscFunctionReturn(0);

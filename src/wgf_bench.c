@@ -11,31 +11,8 @@ static const char help[] = "wgf-bench: times the ICNN training pass (forward wit
 #include <petsctime.h>
 #include <cblas.h>
 
-/* The flop model of one point of the training pass: every multiply-add of the dgemm-shaped
-   steps of icnn.c counted as 2 flops, plus the Cholesky (D^3/3) and the H^{-1} of the JKO seed
-   (2 D^3 / 3); elementwise work (softplus, scalings) is not counted. n = n_l, m = n_{l-1}. */
-static double flops_per_point(PetscInt D, PetscInt L, const PetscInt *w, PetscInt r)
-{
-  double f = 0, D2 = (double)D * D;
-
-  for (PetscInt l = 0; l < L; l++) {
-    double n = w[l], m = l ? w[l - 1] : 0;
-    f += 2 * D * r * n + 2 * D * n + 2 * n * D + 2 * r * n * D; /* forward: P, W x; y = g W + (P o g) A^T */
-    f += 2 * r * n * D + 2 * n * D2;                            /* Jq; sum_j g_j 2 M_j */
-    f += 2 * n * D2 + 2 * n * D2 + 4 * r * n * D + 2 * n * D;   /* sweep R1 (<M, Hbar>, g^T Hbar), R4, R2 */
-    f += 2 * n * D + 2 * D * r * n;                             /* R6: Wbar, Abar += X^T Pbar */
-    if (l) {
-      f += 2 * n * m + 2 * n * m;           /* forward U z, backward delta = g U */
-      f += 2 * n * m * D + 2 * n * D2;      /* J = U Jz, J^T diag(S) J */
-      f += 2 * n * D2 + 2 * 2 * n * m * D; /* sweep K = J Hbar, Ubar += Jbar Jz^T, U^T Jbar */
-      f += 4 * n * m + 4 * n * m;           /* R5 and R6 through U */
-    }
-  }
-  return f + D2 * D / 3 + 2 * D2 * D / 3;
-}
-
 /* The flop model of one point of a push (grad psi only: the forward and backward passes of
-   icnn_forward, MATH.md secs 2-3). */
+   icnn_forward, MATH.md secs 2-3): P = X A, W x, y = g W + (P o g) A^T; U z and delta = g U. */
 static double push_flops_per_point(PetscInt D, PetscInt L, const PetscInt *w, PetscInt r)
 {
   double f = 0;
@@ -45,6 +22,28 @@ static double push_flops_per_point(PetscInt D, PetscInt L, const PetscInt *w, Pe
     f += 2 * D * r * n + 2 * D * n + 2 * n * D + 2 * r * n * D + 4 * n * m;
   }
   return f;
+}
+
+/* The flop model of one point of the training pass: the push's forward and backward passes, then
+   every multiply-add of the dgemm-shaped steps of the Hessian and the sweep counted as 2 flops,
+   plus the Cholesky (D^3/3) and the H^{-1} of the JKO seed (2 D^3 / 3); elementwise work
+   (softplus, scalings) is not counted. n = n_l, m = n_{l-1}. */
+static double flops_per_point(PetscInt D, PetscInt L, const PetscInt *w, PetscInt r)
+{
+  double f = push_flops_per_point(D, L, w, r), D2 = (double)D * D;
+
+  for (PetscInt l = 0; l < L; l++) {
+    double n = w[l], m = l ? w[l - 1] : 0;
+    f += 2 * r * n * D + 2 * n * D2;                            /* Jq; sum_j g_j 2 M_j */
+    f += 2 * n * D2 + 2 * n * D2 + 4 * r * n * D + 2 * n * D;   /* sweep R1 (<M, Hbar>, g^T Hbar), R4, R2 */
+    f += 2 * n * D + 2 * D * r * n;                             /* R6: Wbar, Abar += X^T Pbar */
+    if (l) {
+      f += 2 * n * m * D + 2 * n * D2;      /* J = U Jz, J^T diag(S) J */
+      f += 2 * n * D2 + 2 * 2 * n * m * D; /* sweep K = J Hbar, Ubar += Jbar Jz^T, U^T Jbar */
+      f += 4 * n * m + 4 * n * m;           /* R5 and R6 through U */
+    }
+  }
+  return f + D2 * D / 3 + 2 * D2 * D / 3;
 }
 
 /* The JKO seeds of MATH.md sec. 4 with V = 0 and h = 0.05: psibar = 0, ybar = y - x,
