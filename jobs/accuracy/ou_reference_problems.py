@@ -12,8 +12,8 @@ in dimension D with zlib.crc32 of "abacaba@D@Nnumpy" (random_key 'abacaba'), the
 target covariance with scikit-learn's make_spd_matrix(D) and the mean with randn(D); rho_0 =
 N(0, I), beta = 1, and its ICNN experiment keeps the target in float32. This script repeats
 those draws with numpy alone (make_spd_matrix is X uniform (D x D), U S V^T = svd(X^T X),
-cov = U (1 + diag(u)) V^T with u uniform (D), where "1 +" adds the all-ones matrix; MATH.md
-sec. 8). One caveat: the signs of the singular vectors come from this machine's LAPACK
+cov = U (1 + diag(u)) V^T with u uniform (D), where "1 +" adds the all-ones matrix, not the
+identity that MATH.md sec. 8 writes). One caveat: the signs of the singular vectors come from this machine's LAPACK
 (dgesdd, as scipy's default); a library with other sign conventions would rotate the
 eigenvectors of cov relative to the mean, though never change its spectrum.
 
@@ -41,13 +41,19 @@ def index_list(text):
     return out
 
 
-def reference_target(dim, run, key="abacaba"):
-    """The target covariance and mean of the reference's run `run` in dimension `dim`."""
+def reference_draws(dim, run, key="abacaba"):
+    """The reference's random draws of run `run` in dimension `dim`, in its order: X, u, mean."""
     np.random.seed(zlib.crc32(f"{key}@{dim}@{run}numpy".encode()))
     x = np.random.uniform(size=(dim, dim))
+    u = np.random.uniform(size=dim)
+    return x, u, np.random.randn(dim)
+
+
+def reference_target(dim, run):
+    """The target covariance and mean of the reference's run `run` in dimension `dim`."""
+    x, diag, mean = reference_draws(dim, run)
     u, _, vt = np.linalg.svd(x.T @ x)
-    cov = u @ (1.0 + np.diag(np.random.uniform(size=dim))) @ vt
-    mean = np.random.randn(dim)
+    cov = u @ (1.0 + np.diag(diag)) @ vt
     # the reference holds both in float32 (torch tensors of its ICNN experiment)
     cov = 0.5 * (cov + cov.T)
     return cov.astype(np.float32).astype(np.float64), mean.astype(np.float32).astype(np.float64)
