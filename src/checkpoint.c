@@ -170,6 +170,20 @@ static void checkpoint_parse_name(const char *name, PetscInt *step, PetscInt *it
   }
 }
 
+/*
+  CheckpointIsName - whether a file name (no folder) is the name of a checkpoint,
+  ckpt_<kkkk>.h5 or ckpt_<kkkk>_<iiiiii>.h5. Anything else, such as the *.partial file of an
+  unfinished write or what MPI-IO left beside it (Open MPI's *.partial.locktest.<rank>), is not.
+
+  Not collective
+*/
+PetscBool CheckpointIsName(const char name[])
+{
+  PetscInt k, it;
+  checkpoint_parse_name(name, &k, &it);
+  return k >= 0 ? PETSC_TRUE : PETSC_FALSE;
+}
+
 /* H5Ovisit callback: reads every dataset whole; nonzero stops the visit (a damaged object). Damage
    confined to the raw numbers of a dataset is not detected (no checksums). */
 static herr_t checkpoint_read_all(hid_t obj, const char *name, const H5O_info_t *info, void *data)

@@ -118,8 +118,7 @@ static PetscErrorCode app_prepare_out_dir(const char dir[], PetscBool restart)
   d = opendir(dir);
   PetscCheck(d, PETSC_COMM_SELF, PETSC_ERR_FILE_OPEN, "-out_dir %s cannot be read: %s", dir, strerror(errno));
   for (struct dirent *e; (e = readdir(d));) {
-    size_t len = strlen(e->d_name);
-    if (strncmp(e->d_name, "ckpt_", 5) || (len > 8 && !strcmp(e->d_name + len - 8, ".partial"))) continue; /* an unfinished write is no checkpoint */
+    if (!CheckpointIsName(e->d_name)) continue; /* the debris of an unfinished write is no checkpoint, as for -restart */
     closedir(d);
     SETERRQ(PETSC_COMM_SELF, PETSC_ERR_FILE_OPEN, "-out_dir %s already holds the checkpoints of an earlier run (%s); choose another folder: wgf never writes over earlier results", dir, e->d_name);
   }

@@ -51,6 +51,7 @@ typedef struct {
   PetscReal *x0, *x, *logrho;         /* [np_local][D], [np_local][D], [np_local] */
 } CheckpointState;
 
+PetscBool      CheckpointIsName(const char[]);
 PetscErrorCode CheckpointWrite(MPI_Comm, const char[], const CheckpointData *, PetscInt, char[], size_t);
 PetscErrorCode CheckpointFind(MPI_Comm, const char[], char[], size_t);
 PetscErrorCode CheckpointReadState(MPI_Comm, const char[], PetscInt, CheckpointState *);

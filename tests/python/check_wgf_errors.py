@@ -83,13 +83,20 @@ CASES = [
 
 
 def control(args, tmp, earlier):
-    """Positive controls: 1 step of the tiny protocol, plain and with a valid problem file. The
+    """Positive controls: 1 step of the tiny protocol, plain, with a valid problem file, and
+    into an -out_dir that holds only what a killed write leaves (a *.partial file and Open MPI's
+    *.partial.locktest.<rank> lock probe: no checkpoint, so no earlier results to protect). The
     plain run's ckpt_0001.h5 is kept in 'earlier' for the out_dir_holds_checkpoint case."""
     ok = True
     good = os.path.join(tmp, "prob_good.h5")
     write_problem(good)
+    debris = os.path.join(tmp, "ctl_debris")
+    os.makedirs(debris)
+    for name in ("ckpt_0001.h5.partial", "ckpt_0001.h5.partial.locktest.1"):
+        open(os.path.join(debris, name), "wb").close()
     for label, extra, out in (("control_tiny_1_step", [], earlier),
-                              ("control_valid_problem_file", ["-ou_problem_file", good], os.path.join(tmp, "ctl2"))):
+                              ("control_valid_problem_file", ["-ou_problem_file", good], os.path.join(tmp, "ctl2")),
+                              ("control_out_dir_with_debris_of_a_killed_write", [], debris)):
         code, log, secs = wr.run_wgf(args, 1, out, extra=["-jko_steps", "1"] + extra)
         if code != 0 or not os.path.exists(os.path.join(out, "ckpt_0001.h5")):
             ok = False

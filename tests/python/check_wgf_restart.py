@@ -19,8 +19,9 @@ every /maps/<kkkk>/params (the same set of maps), /particles/x, /particles/logrh
   b. SIGKILL: LONG with -jko_steps 6 -ckpt_every_iters 20 on 2 ranks; as soon as ckpt_0002.h5
      exists, SIGKILL the wgf ranks and the launcher; every ckpt_* file left under its final
      name must be a complete (complete = 1), readable checkpoint, every other file a *.partial
-     leftover; -restart DIR -jko_steps 4 on 2 ranks must pick the newest complete checkpoint
-     and end with a ckpt_0004.h5 bitwise equal to the LONG reference's;
+     leftover or Open MPI's lock probe beside one (DEBRIS_NAME); -restart DIR -jko_steps 4 on
+     2 ranks must pick the newest complete checkpoint and end with a ckpt_0004.h5 bitwise equal
+     to the LONG reference's;
   b2. the same, but the kill comes when a *.partial file is seen (a checkpoint being written)
      after ckpt_0002.h5 exists, so that a leftover *.partial is (usually) part of the test;
   c. another rank count: SHORT's ckpt_0002.h5 restarted on 1 and on 3 ranks, and its mid-step
@@ -74,6 +75,10 @@ LONG = ["-jko_steps", "4", "-jko_iters", "1000"]
 SHORT = ["-jko_steps", "4", "-jko_iters", "60"]
 REL_TOL = 1e-10
 CKPT_NAME = re.compile(r"^ckpt_(\d{4})(?:_(\d{6}))?\.h5$")
+# What a kill may leave of a checkpoint being written: its *.partial file and, if the kill came
+# inside MPI_File_open, the lock probe that Open MPI's OMPIO (sharedfp/lockedfile) creates beside
+# it and removes a moment later, <name>.partial.locktest.<rank>. Neither is a checkpoint to wgf.
+DEBRIS_NAME = re.compile(r"^ckpt_\d{4}(?:_\d{6})?\.h5\.partial(?:\.locktest\.\d+)?$")
 
 
 
@@ -380,7 +385,7 @@ def part_kill(check, args, tmp, ref_long, during_write=False):
         if CKPT_NAME.match(n):
             why = verify_checkpoint(os.path.join(kdir, n))
             (complete if why is None else other).append(n if why is None else "%s (%s)" % (n, why))
-        elif n.endswith(".partial"):
+        elif DEBRIS_NAME.match(n):
             partial.append(n)
         else:
             other.append(n)
