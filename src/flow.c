@@ -345,3 +345,60 @@ PetscErrorCode FlowLogDensity(Flow flow, PetscInt k, PetscInt n, const PetscReal
   PetscCall(PetscFree5(x, xp, ld, sum, ci));
   PetscFunctionReturn(0);
 }
+
+typedef struct {
+  Flow     flow;
+  PetscInt k;
+} FlowMeasureCtx;
+
+static PetscErrorCode flow_measure_sample(void *ctx, uint32_t seed, RNGPurpose purpose, uint32_t step, PetscInt first, PetscInt n, PetscReal x[], PetscReal logp[])
+{
+  FlowMeasureCtx *c = (FlowMeasureCtx *)ctx;
+
+  PetscFunctionBegin;
+  PetscCall(FlowSample(c->flow, c->k, seed, purpose, step, 0, first, n, NULL, x, logp));
+  PetscFunctionReturn(0);
+}
+
+static PetscErrorCode flow_measure_logdensity(void *ctx, PetscInt n, const PetscReal x[], PetscReal logp[], PetscBool converged[])
+{
+  FlowMeasureCtx *c = (FlowMeasureCtx *)ctx;
+  PetscBool      *conv = converged;
+
+  PetscFunctionBegin;
+  if (!converged) PetscCall(PetscMalloc1(n, &conv));
+  PetscCall(FlowLogDensity(c->flow, c->k, n, x, logp, conv));
+  if (!converged) PetscCall(PetscFree(conv));
+  PetscFunctionReturn(0);
+}
+
+static PetscErrorCode flow_measure_destroy(void *ctx)
+{
+  PetscFunctionBegin;
+  PetscCall(PetscFree(ctx));
+  PetscFunctionReturn(0);
+}
+
+/*
+  FlowGetMeasure - rho_k as a Measure (metrics.h): samples by FlowSample (iteration 0 of the
+  stream), log densities at arbitrary points by FlowLogDensity (inversion). The flow is borrowed:
+  it must outlive the measure; destroy the measure with MeasureDestroy.
+
+  Not Collective
+*/
+PetscErrorCode FlowGetMeasure(Flow flow, PetscInt k, Measure *m)
+{
+  FlowMeasureCtx *c;
+
+  PetscFunctionBegin;
+  PetscCheck(k >= 0 && k <= flow->nmaps, flow->comm, PETSC_ERR_ARG_OUTOFRANGE, "FlowGetMeasure: step %" PetscInt_FMT " outside the chain of %" PetscInt_FMT " maps", k, flow->nmaps);
+  PetscCall(PetscNew(&c));
+  c->flow       = flow;
+  c->k          = k;
+  m->dim        = flow->rho0.dim;
+  m->ctx        = c;
+  m->sample     = flow_measure_sample;
+  m->logdensity = flow_measure_logdensity;
+  m->destroy    = flow_measure_destroy;
+  PetscFunctionReturn(0);
+}

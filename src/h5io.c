@@ -251,6 +251,10 @@ static PetscErrorCode h5io_select_rows(hid_t space, PetscInt ndims, const hsize_
     PetscCallH5(H5Sselect_none(space));
     PetscFunctionReturn(0);
   }
+  if (ndims == 0) { /* a scalar dataset is one row */
+    PetscCallH5(H5Sselect_all(space));
+    PetscFunctionReturn(0);
+  }
   for (PetscInt i = 0; i < ndims; i++) cnt[i] = dims[i];
   off[0] = (hsize_t)start;
   cnt[0] = (hsize_t)nrows;
@@ -308,13 +312,14 @@ static PetscErrorCode h5io_write_rows(hid_t file, const char path[], hid_t ftype
   for (PetscInt i = 1; i < ndims; i++) mdim *= dims[i];
   PetscCallH5(lcpl = H5Pcreate(H5P_LINK_CREATE));
   PetscCallH5(H5Pset_create_intermediate_group(lcpl, 1));
-  PetscCallH5(fspace = H5Screate_simple((int)ndims, dims, NULL));
+  if (ndims == 0) PetscCallH5(fspace = H5Screate(H5S_SCALAR)); /* dims is not read */
+  else PetscCallH5(fspace = H5Screate_simple((int)ndims, dims, NULL));
   PetscCallH5(dset = H5Dcreate2(file, path, ftype, fspace, lcpl, H5P_DEFAULT, H5P_DEFAULT));
   PetscCall(h5io_select_rows(fspace, ndims, dims, start, nrows));
   PetscCallH5(mspace = H5Screate_simple(1, mdim ? &mdim : (hsize_t[]){1}, NULL));
   if (!mdim) PetscCallH5(H5Sselect_none(mspace));
   PetscCall(h5io_collective(&dxpl));
-  if (dims[0] > 0) PetscCallH5(H5Dwrite(dset, mtype, mspace, fspace, dxpl, buf)); /* an empty dataset has nothing to write */
+  if (ndims == 0 || dims[0] > 0) PetscCallH5(H5Dwrite(dset, mtype, mspace, fspace, dxpl, buf)); /* an empty dataset has nothing to write */
   PetscCallH5(H5Pclose(dxpl));
   PetscCallH5(H5Sclose(mspace));
   PetscCallH5(H5Sclose(fspace));
@@ -326,7 +331,8 @@ static PetscErrorCode h5io_write_rows(hid_t file, const char path[], hid_t ftype
 
 /*
   H5IOWriteRows - creates the float64 dataset path (ndims, dims; missing groups are created) and
-  writes this rank's rows [start, start + nrows) of it. Every rank must call it.
+  writes this rank's rows [start, start + nrows) of it. ndims = 0 makes a scalar dataset, written
+  by the rank that passes nrows = 1 (the others pass 0). Every rank must call it.
 
   Collective
 */

@@ -8,6 +8,7 @@
      X [nx_local][D] and Y [ny_local][D]: each rank's slice of the global samples, the global
      arrays being the slices concatenated in rank order. */
 #include <wgf/metrics.h>
+#include <wgf/util.h>
 #include <petscblaslapack.h>
 #include <cblas.h>
 #include <math.h>
@@ -401,5 +402,125 @@ PetscErrorCode MetricsEnergyDistance(MPI_Comm comm, PetscInt D, PetscInt nx_loca
   *ed = 2 * sxy / ((PetscReal)Nx * Ny) - 2 * sxx / ((PetscReal)Nx * (Nx - 1)) - 2 * syy / ((PetscReal)Ny * (Ny - 1));
   PetscCall(PetscFree6(Xall, Yall, rx, ry, rxall, ryall));
   PetscCall(PetscFree3(all_n, sx, sy));
+  PetscFunctionReturn(0);
+}
+
+/* ---------------------------------------------------------------- measures and their comparison */
+
+/* MeasureDestroy - frees what the measure owns and zeroes it; accepts NULL. Not Collective. */
+PetscErrorCode MeasureDestroy(Measure *m)
+{
+  PetscFunctionBegin;
+  if (!m) PetscFunctionReturn(0);
+  if (m->destroy) PetscCall(m->destroy(m->ctx));
+  PetscCall(PetscMemzero(m, sizeof(*m)));
+  PetscFunctionReturn(0);
+}
+
+static PetscErrorCode gaussian_measure_sample(void *ctx, uint32_t seed, RNGPurpose purpose, uint32_t step, PetscInt first, PetscInt n, PetscReal x[], PetscReal logp[])
+{
+  const Gaussian *g = (const Gaussian *)ctx;
+
+  PetscFunctionBegin;
+  PetscCall(RNGNormal(seed, purpose, step, 0, first, n, g->dim, x));
+  PetscCall(GaussianTransform(g, n, x, x));
+  if (logp) PetscCall(GaussianLogDensity(g, n, x, logp));
+  PetscFunctionReturn(0);
+}
+
+static PetscErrorCode gaussian_measure_logdensity(void *ctx, PetscInt n, const PetscReal x[], PetscReal logp[], PetscBool converged[])
+{
+  PetscFunctionBegin;
+  PetscCall(GaussianLogDensity((const Gaussian *)ctx, n, x, logp));
+  for (PetscInt b = 0; converged && b < n; b++) converged[b] = PETSC_TRUE;
+  PetscFunctionReturn(0);
+}
+
+static PetscErrorCode gaussian_measure_destroy(void *ctx)
+{
+  Gaussian *g = (Gaussian *)ctx;
+
+  PetscFunctionBegin;
+  PetscCall(GaussianDestroy(g));
+  PetscCall(PetscFree(g));
+  PetscFunctionReturn(0);
+}
+
+/*
+  MeasureCreateGaussian - the measure N(mean, cov) of g: samples mean + chol z with z the standard
+  normals of the stream (seed, purpose, step, iteration 0) at the requested global indices.
+
+  Note: g is taken over (its arrays now belong to the measure; g itself is zeroed).
+
+  Not Collective
+*/
+PetscErrorCode MeasureCreateGaussian(const Gaussian *g, Measure *m)
+{
+  Gaussian *own;
+
+  PetscFunctionBegin;
+  PetscCall(PetscNew(&own));
+  *own = *g;
+  PetscCall(PetscMemzero((Gaussian *)g, sizeof(*g)));
+  m->dim        = own->dim;
+  m->ctx        = own;
+  m->sample     = gaussian_measure_sample;
+  m->logdensity = gaussian_measure_logdensity;
+  m->destroy    = gaussian_measure_destroy;
+  PetscFunctionReturn(0);
+}
+
+static PetscErrorCode metrics_compare_local(const Measure *model, const Measure *ref, uint32_t seed, uint32_t step, PetscInt start, PetscInt n, PetscReal *xe, PetscReal *lq, PetscReal *ls, PetscReal *ys, PetscReal *lsy, PetscReal *lqy, PetscBool *conv)
+{
+  PetscFunctionBegin;
+  PetscCall(model->sample(model->ctx, seed, RNG_EVAL, step, start, n, xe, lq));
+  PetscCall(ref->logdensity(ref->ctx, n, xe, ls, NULL));
+  PetscCall(ref->sample(ref->ctx, seed, RNG_TARGET, step, start, n, ys, lsy));
+  PetscCall(model->logdensity(model->ctx, n, ys, lqy, conv));
+  PetscFunctionReturn(0);
+}
+
+/*
+  MetricsCompare - the accuracy measures of MATH.md sec. 7 of a model against a reference, from N
+  samples of each (split over the ranks by WGFSplitRows, drawn by global index from the streams
+  (seed, RNG_EVAL, step) for the model and (seed, RNG_TARGET, step) for the reference, so the
+  result does not depend on the number of ranks):
+    out[METRICS_KL_MODEL_REF] = KL(model || ref) = E_model [log q - log p*]
+    out[METRICS_KL_REF_MODEL] = KL(ref || model) over the reference samples whose model density
+                                could be computed (the others are counted, and a warning names them)
+    out[METRICS_SYMKL]        = the sum of the two
+    out[METRICS_ENERGY]       = the energy distance of the two samples
+    out[METRICS_NOT_CONVERGED] = how many reference samples were left out.
+  refname names the reference in the warning ("exact", "stationary").
+
+  Collective
+*/
+PetscErrorCode MetricsCompare(MPI_Comm comm, PetscInt N, uint32_t seed, uint32_t step, const Measure *model, const Measure *ref, const char refname[], PetscReal out[])
+{
+  PetscInt   D = ref->dim, start, n, nc = 0, nbad;
+  PetscReal *xe, *lq, *ls, *ys, *lsy, *lqy;
+  PetscBool *conv;
+
+  PetscFunctionBegin;
+  PetscCheck(model->dim == D, comm, PETSC_ERR_ARG_SIZ, "MetricsCompare: the model has dimension %" PetscInt_FMT ", the reference %" PetscInt_FMT, model->dim, D);
+  PetscCall(WGFSplitRows(comm, N, &start, &n));
+  PetscCall(PetscMalloc6(n * D, &xe, n, &lq, n, &ls, n * D, &ys, n, &lsy, n, &lqy));
+  PetscCall(PetscMalloc1(n, &conv));
+  PetscCall(WGFCheckAllRanks(comm, metrics_compare_local(model, ref, seed, step, start, n, xe, lq, ls, ys, lsy, lqy, conv), "the evaluation"));
+  for (PetscInt b = 0; b < n; b++) /* KL(ref || model) over the computed model densities only */
+    if (conv[b]) {
+      lsy[nc]   = lsy[b];
+      lqy[nc++] = lqy[b];
+    }
+  nbad = n - nc;
+  PetscCallMPI(MPI_Allreduce(MPI_IN_PLACE, &nbad, 1, MPIU_INT, MPI_SUM, comm));
+  PetscCall(MetricsMeanDifference(comm, n, lq, ls, &out[METRICS_KL_MODEL_REF]));
+  PetscCall(MetricsMeanDifference(comm, nc, lsy, lqy, &out[METRICS_KL_REF_MODEL]));
+  out[METRICS_SYMKL] = out[METRICS_KL_MODEL_REF] + out[METRICS_KL_REF_MODEL];
+  PetscCall(MetricsEnergyDistance(comm, D, n, xe, n, ys, &out[METRICS_ENERGY]));
+  out[METRICS_NOT_CONVERGED] = (PetscReal)nbad;
+  if (nbad) PetscCall(PetscPrintf(comm, "WARNING: step %u: %" PetscInt_FMT " of %" PetscInt_FMT " %s samples could not be mapped back (Newton did not converge); KL(%s || model) leaves them out\n", (unsigned)step, nbad, N, refname, refname));
+  PetscCall(PetscFree6(xe, lq, ls, ys, lsy, lqy));
+  PetscCall(PetscFree(conv));
   PetscFunctionReturn(0);
 }

@@ -22,6 +22,7 @@ PetscErrorCode FlowGetMap(Flow, PetscInt, const PetscReal **);
 PetscErrorCode FlowPush(Flow, PetscInt, PetscInt, PetscInt, PetscReal[], PetscReal[]);
 PetscErrorCode FlowSample(Flow, PetscInt, uint32_t, RNGPurpose, uint32_t, uint32_t, PetscInt, PetscInt, PetscReal[], PetscReal[], PetscReal[]);
 PetscErrorCode FlowInvertMap(Flow, PetscInt, PetscInt, const PetscReal[], PetscReal[], PetscReal[], PetscBool[]);
+PetscErrorCode FlowGetMeasure(Flow, PetscInt, Measure *);
 PetscErrorCode FlowLogDensity(Flow, PetscInt, PetscInt, const PetscReal[], PetscReal[], PetscBool[]);
 
 #endif

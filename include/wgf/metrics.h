@@ -4,6 +4,7 @@
 #define WGF_METRICS_H
 
 #include <petscsys.h>
+#include <wgf/rng.h>
 
 /* A Gaussian N(mean, cov) in dimension D with its Cholesky factor (lower, row-major) and
    log det cov, ready for sampling and log densities. */
@@ -15,6 +16,27 @@ typedef struct {
   PetscReal  logdet; /* log det cov */
 } Gaussian;
 
+/* A probability measure that can be sampled and whose log density can be evaluated: the model
+   of a run (a flow at step k, a KDE of particles) or the reference of a problem's metrics (an exact
+   law, a stationary law). sample draws n points x [n][D] with the global indices first ...
+   first + n - 1 of the counter generator's stream (seed, purpose, step), and logp [n] (may be
+   NULL) = log density at them; logdensity gives logp [n] at x [n][D] and, if converged is not
+   NULL, whether each value could be computed (an inversion that did not converge: logp NaN).
+   Both are local (Not Collective). destroy frees ctx (may be NULL). */
+typedef struct {
+  PetscInt dim;
+  void    *ctx;
+  PetscErrorCode (*sample)(void *ctx, uint32_t seed, RNGPurpose purpose, uint32_t step, PetscInt first, PetscInt n, PetscReal x[], PetscReal logp[]);
+  PetscErrorCode (*logdensity)(void *ctx, PetscInt n, const PetscReal x[], PetscReal logp[], PetscBool converged[]);
+  PetscErrorCode (*destroy)(void *ctx);
+} Measure;
+
+/* The five numbers MetricsCompare returns, in this order (the /history metric columns). */
+enum { METRICS_KL_MODEL_REF, METRICS_KL_REF_MODEL, METRICS_SYMKL, METRICS_ENERGY, METRICS_NOT_CONVERGED, METRICS_NCOMPARE };
+
+PetscErrorCode MeasureDestroy(Measure *);
+PetscErrorCode MeasureCreateGaussian(const Gaussian *, Measure *);
+PetscErrorCode MetricsCompare(MPI_Comm, PetscInt, uint32_t, uint32_t, const Measure *, const Measure *, const char[], PetscReal[]);
 PetscErrorCode GaussianCreate(PetscInt, const PetscReal[], const PetscReal[], Gaussian *);
 PetscErrorCode GaussianDestroy(Gaussian *);
 PetscErrorCode GaussianLogDensity(const Gaussian *, PetscInt, const PetscReal[], PetscReal[]);

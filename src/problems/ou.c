@@ -1,17 +1,14 @@
-/* The Ornstein-Uhlenbeck protocol of the paper (MATH.md sec. 8): V(x) = 1/2 (x - m)^T A (x - m),
-   rho_0 = N(mu0, S0), exact law at every t. Built from the seed (-ou_dim) or read from a file
-   (-ou_problem_file). */
-#include <wgf/problems.h>
+/* Problem type "ou": the Ornstein-Uhlenbeck protocol of the paper (MATH.md sec. 8):
+   V(x) = 1/2 (x - m)^T A (x - m), rho_0 = N(mu0, S0), the exact law at every t as the reference
+   of the metrics. Built from the seed (-ou_dim) or read from a file (-ou_problem_file). */
+#include "problemimpl.h"
 #include <wgf/h5io.h>
 #include <petscblaslapack.h>
 
-struct _p_OUProblem {
-  MPI_Comm  comm;
-  PetscInt  D;
-  PetscReal *A, *m, *mu0, *S0;
-  Potential V;
-  char      source[PETSC_MAX_PATH_LEN]; /* the file it was read from, or "" */
-};
+/* The type's data; rho_0 = N(mu0, S0) and V live in the problem itself. */
+typedef struct {
+  PetscReal *A, *m; /* [D][D], [D] */
+} OUData;
 
 /* Whether the D x D matrix M is symmetric and positive definite. */
 static PetscErrorCode ou_is_spd(PetscInt D, const PetscReal *M, PetscBool *sym, PetscBool *pd)
@@ -84,110 +81,110 @@ static PetscErrorCode ou_random_target(PetscInt D, uint32_t seed, PetscReal *A, 
   PetscFunctionReturn(0);
 }
 
-/* Reads /problem/<name> of the expected shape (D, or D x D). */
-static PetscErrorCode ou_read(hid_t f, const char file[], const char name[], PetscInt D, PetscBool square, PetscReal *buf)
-{
-  char     path[64];
-  PetscInt nd;
-  hsize_t  dims[H5IO_MAX_DIMS];
-
-  PetscFunctionBegin;
-  PetscCall(PetscSNPrintf(path, sizeof(path), "/problem/%s", name));
-  PetscCall(H5IOGetDims(f, file, path, &nd, dims));
-  PetscCheck(nd == (square ? 2 : 1) && dims[0] == (hsize_t)D && (!square || dims[1] == (hsize_t)D), PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "-ou_problem_file %s: dataset %s must be %s%" PetscInt_FMT "%s (the dimension of /problem/A)", file, path, square ? "" : "of length ", D, square ? " x D" : "");
-  PetscCall(H5IOReadRows(f, file, path, 0, D, square ? D : 1, buf));
-  for (PetscInt i = 0; i < (square ? D * D : D); i++) PetscCheck(!PetscIsInfOrNanReal(buf[i]), PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "-ou_problem_file %s: %s has a non-finite entry (%" PetscInt_FMT ")", file, path, i);
-  PetscFunctionReturn(0);
-}
-
 /* Reads /problem/{A,m,mu0,S0} of p->source into p; with has_dim, the dimension must be D. The
    messages name the file as -ou_problem_file (or the -restart checkpoint it came from). */
-static PetscErrorCode ou_load(OUProblem p, PetscBool has_dim, PetscInt D)
+static PetscErrorCode ou_load(Problem p, PetscBool has_dim, PetscInt D)
 {
-  hid_t     f;
-  PetscInt  nd;
-  hsize_t   dims[H5IO_MAX_DIMS];
-  PetscBool sym, pd;
-  MPI_Comm  comm = p->comm;
+  OUData    *ou = (OUData *)p->data;
+  hid_t      f;
+  PetscInt   nd, dD[1], dDD[2];
+  hsize_t    dims[H5IO_MAX_DIMS];
+  PetscBool  sym, pd;
+  MPI_Comm   comm = p->comm;
+  PetscReal *mu0, *S0;
 
   PetscFunctionBegin;
   PetscCall(H5IOOpen(comm, p->source, &f));
   PetscCall(H5IOGetDims(f, p->source, "/problem/A", &nd, dims));
   PetscCheck(nd == 2 && dims[0] == dims[1] && dims[0] >= 1, comm, PETSC_ERR_FILE_UNEXPECTED, "-ou_problem_file %s: /problem/A must be a square D x D matrix", p->source);
   PetscCheck(!has_dim || (hsize_t)D == dims[0], comm, PETSC_ERR_USER_INPUT, "-ou_dim %" PetscInt_FMT " disagrees with -ou_problem_file %s, whose /problem/A is %llu x %llu", D, p->source, (unsigned long long)dims[0], (unsigned long long)dims[1]);
-  D = (PetscInt)dims[0];
-  PetscCall(PetscMalloc4(D * D, &p->A, D, &p->m, D, &p->mu0, D * D, &p->S0));
-  PetscCall(ou_read(f, p->source, "A", D, PETSC_TRUE, p->A));
-  PetscCall(ou_read(f, p->source, "m", D, PETSC_FALSE, p->m));
-  PetscCall(ou_read(f, p->source, "mu0", D, PETSC_FALSE, p->mu0));
-  PetscCall(ou_read(f, p->source, "S0", D, PETSC_TRUE, p->S0));
+  D      = (PetscInt)dims[0];
+  dD[0]  = D;
+  dDD[0] = dDD[1] = D;
+  PetscCall(PetscMalloc2(D * D, &ou->A, D, &ou->m));
+  PetscCall(PetscMalloc2(D, &mu0, D * D, &S0));
+  PetscCall(ProblemReadDataset(p, f, "-ou_problem_file", p->source, "/problem/A", 2, dDD, ou->A));
+  PetscCall(ProblemReadDataset(p, f, "-ou_problem_file", p->source, "/problem/m", 1, dD, ou->m));
+  PetscCall(ProblemReadDataset(p, f, "-ou_problem_file", p->source, "/problem/mu0", 1, dD, mu0));
+  PetscCall(ProblemReadDataset(p, f, "-ou_problem_file", p->source, "/problem/S0", 2, dDD, S0));
   PetscCall(H5IOClose(&f));
-  PetscCall(ou_is_spd(D, p->A, &sym, &pd));
+  PetscCall(ou_is_spd(D, ou->A, &sym, &pd));
   PetscCheck(sym && pd, comm, PETSC_ERR_FILE_UNEXPECTED, "-ou_problem_file %s: /problem/A is not %s", p->source, sym ? "positive definite" : "symmetric");
-  PetscCall(ou_is_spd(D, p->S0, &sym, &pd));
+  PetscCall(ou_is_spd(D, S0, &sym, &pd));
   PetscCheck(sym && pd, comm, PETSC_ERR_FILE_UNEXPECTED, "-ou_problem_file %s: /problem/S0 is not %s", p->source, sym ? "positive definite" : "symmetric");
-  p->D = D;
+  PetscCall(ProblemSetInitialGaussian(p, D, mu0, S0));
+  PetscCall(PetscFree2(mu0, S0));
+  PetscFunctionReturn(0);
+}
+
+static PetscErrorCode ou_finish(Problem p)
+{
+  OUData *ou = (OUData *)p->data;
+
+  PetscFunctionBegin;
+  PetscCall(PotentialCreateQuadratic(p->comm, p->dim, ou->A, ou->m, &p->V));
+  PetscCall(ProblemSetReferenceNames(p, "exact", "the exact solution"));
   PetscFunctionReturn(0);
 }
 
 /*
-  OUProblemCreate - the OU problem from the options:
+  The options of the OU problem:
     -ou_dim D              dimension of the random problem (default 2)
     -ou_problem_file FILE  read /problem/A (D x D), /problem/m (D), /problem/mu0 (D), /problem/S0
                            (D x D) instead (a checkpoint works); -ou_dim, if given, must agree
-  The random problem (from seed): A^{-1} = make_spd_matrix(D), m ~ N(0, I), rho_0 = N(0, I).
-
-  Collective
+  The random problem (from the seed): A^{-1} = make_spd_matrix(D), m ~ N(0, I), rho_0 = N(0, I).
 */
-PetscErrorCode OUProblemCreate(MPI_Comm comm, uint32_t seed, OUProblem *ou)
+static PetscErrorCode ou_setfromoptions(Problem p)
 {
-  OUProblem p;
+  OUData   *ou = (OUData *)p->data;
   PetscBool has_file, has_dim;
   PetscInt  D = 2;
 
   PetscFunctionBegin;
-  PetscCall(PetscNew(&p));
-  p->comm = comm;
-  PetscOptionsBegin(comm, NULL, "Ornstein-Uhlenbeck problem (MATH.md sec. 8)", "OUProblem");
-  PetscCall(PetscOptionsInt("-ou_dim", "Dimension of the random OU problem", "OUProblemCreate", D, &D, &has_dim));
-  PetscCall(PetscOptionsString("-ou_problem_file", "HDF5 file with /problem/A, m, mu0, S0", "OUProblemCreate", p->source, p->source, sizeof(p->source), &has_file));
+  PetscOptionsBegin(p->comm, NULL, "Ornstein-Uhlenbeck problem (MATH.md sec. 8)", "Problem");
+  PetscCall(PetscOptionsInt("-ou_dim", "Dimension of the random OU problem", "ProblemSetFromOptions", D, &D, &has_dim));
+  PetscCall(PetscOptionsString("-ou_problem_file", "HDF5 file with /problem/A, m, mu0, S0", "ProblemSetFromOptions", p->source, p->source, sizeof(p->source), &has_file));
   PetscOptionsEnd();
   if (has_file && p->source[0]) PetscCall(ou_load(p, has_dim, D));
   else {
-    PetscCheck(D >= 1, comm, PETSC_ERR_USER_INPUT, "-ou_dim %" PetscInt_FMT " must be >= 1", D);
-    PetscCall(PetscMalloc4(D * D, &p->A, D, &p->m, D, &p->mu0, D * D, &p->S0));
-    PetscCall(ou_random_target(D, seed, p->A, p->m));
-    for (PetscInt i = 0; i < D; i++) {
-      p->mu0[i] = 0;
-      for (PetscInt j = 0; j < D; j++) p->S0[i * D + j] = i == j ? 1 : 0;
-    }
-    p->D = D;
+    PetscReal *mu0, *S0;
+    PetscCheck(D >= 1, p->comm, PETSC_ERR_USER_INPUT, "-ou_dim %" PetscInt_FMT " must be >= 1", D);
+    PetscCall(PetscMalloc2(D * D, &ou->A, D, &ou->m));
+    PetscCall(ou_random_target(D, p->seed, ou->A, ou->m));
+    PetscCall(PetscCalloc2(D, &mu0, D * D, &S0));
+    for (PetscInt i = 0; i < D; i++) S0[i * D + i] = 1;
+    PetscCall(ProblemSetInitialGaussian(p, D, mu0, S0));
+    PetscCall(PetscFree2(mu0, S0));
   }
-  PetscCall(PotentialCreateQuadratic(comm, p->D, p->A, p->m, &p->V));
-  *ou = p;
+  PetscCall(ou_finish(p));
   PetscFunctionReturn(0);
 }
 
-/*
-  OUProblemSame - whether two OU problems are the same problem: the same dimension and bitwise
-  the same A, m, mu0 and S0. what names the first difference ("" when the same).
-
-  Not Collective
-*/
-PetscErrorCode OUProblemSame(OUProblem a, OUProblem b, PetscBool *same, const char **what)
+static PetscErrorCode ou_loadfile(Problem p, const char path[])
 {
-  PetscInt D = a->D;
+  PetscFunctionBegin;
+  PetscCall(PetscStrncpy(p->source, path, sizeof(p->source)));
+  PetscCall(ou_load(p, PETSC_FALSE, 0));
+  PetscCall(ou_finish(p));
+  PetscFunctionReturn(0);
+}
+
+/* Two OU problems are the same when their dimension and A, m, mu0, S0 are bitwise equal. */
+static PetscErrorCode ou_same(Problem a, Problem b, PetscBool *same, const char **what)
+{
+  OUData  *x = (OUData *)a->data, *y = (OUData *)b->data;
+  PetscInt D = a->dim;
 
   PetscFunctionBegin;
   *same = PETSC_FALSE;
   *what = "the dimension";
-  if (a->D != b->D) PetscFunctionReturn(0);
+  if (a->dim != b->dim) PetscFunctionReturn(0);
   *what = "A";
   for (PetscInt i = 0; i < D * D; i++)
-    if (a->A[i] != b->A[i]) PetscFunctionReturn(0);
+    if (x->A[i] != y->A[i]) PetscFunctionReturn(0);
   *what = "m";
   for (PetscInt i = 0; i < D; i++)
-    if (a->m[i] != b->m[i]) PetscFunctionReturn(0);
+    if (x->m[i] != y->m[i]) PetscFunctionReturn(0);
   *what = "mu0";
   for (PetscInt i = 0; i < D; i++)
     if (a->mu0[i] != b->mu0[i]) PetscFunctionReturn(0);
@@ -199,90 +196,71 @@ PetscErrorCode OUProblemSame(OUProblem a, OUProblem b, PetscBool *same, const ch
   PetscFunctionReturn(0);
 }
 
-/* OUProblemLoad - the problem stored in /problem of an HDF5 file (a checkpoint). Collective. */
-PetscErrorCode OUProblemLoad(MPI_Comm comm, const char path[], OUProblem *ou)
+/* The reference: the exact law at time t (MATH.md sec. 8). */
+static PetscErrorCode ou_reference(Problem p, PetscReal t, Measure *ref)
 {
-  OUProblem p;
-
-  PetscFunctionBegin;
-  PetscCall(PetscNew(&p));
-  p->comm = comm;
-  PetscCall(PetscStrncpy(p->source, path, sizeof(p->source)));
-  PetscCall(ou_load(p, PETSC_FALSE, 0));
-  PetscCall(PotentialCreateQuadratic(comm, p->D, p->A, p->m, &p->V));
-  *ou = p;
-  PetscFunctionReturn(0);
-}
-
-/* OUProblemDestroy - accepts NULL and leaves NULL. */
-PetscErrorCode OUProblemDestroy(OUProblem *ou)
-{
-  PetscFunctionBegin;
-  if (!ou || !*ou) PetscFunctionReturn(0);
-  PetscCall(PotentialDestroy(&(*ou)->V));
-  PetscCall(PetscFree4((*ou)->A, (*ou)->m, (*ou)->mu0, (*ou)->S0));
-  PetscCall(PetscFree(*ou));
-  PetscFunctionReturn(0);
-}
-
-/* OUProblemGetPotential - V (borrowed). */
-PetscErrorCode OUProblemGetPotential(OUProblem ou, Potential *V)
-{
-  PetscFunctionBegin;
-  *V = ou->V;
-  PetscFunctionReturn(0);
-}
-
-/* OUProblemGetInitial - D and rho_0 = N(mu0, S0) (borrowed). */
-PetscErrorCode OUProblemGetInitial(OUProblem ou, PetscInt *D, const PetscReal **mu0, const PetscReal **S0)
-{
-  PetscFunctionBegin;
-  *D   = ou->D;
-  *mu0 = ou->mu0;
-  *S0  = ou->S0;
-  PetscFunctionReturn(0);
-}
-
-/* OUProblemExactLaw - the exact law at time t (MATH.md sec. 8) as a Gaussian (destroy it with
-   GaussianDestroy). */
-PetscErrorCode OUProblemExactLaw(OUProblem ou, PetscReal beta, PetscReal t, Gaussian *g)
-{
+  OUData    *ou = (OUData *)p->data;
   PetscReal *mean, *cov;
+  Gaussian   g;
 
   PetscFunctionBegin;
-  PetscCall(PetscMalloc2(ou->D, &mean, ou->D * ou->D, &cov));
-  PetscCall(MetricsOULaw(ou->D, ou->A, ou->m, ou->mu0, ou->S0, beta, t, mean, cov));
-  PetscCall(GaussianCreate(ou->D, mean, cov, g));
+  PetscCall(PetscMalloc2(p->dim, &mean, p->dim * p->dim, &cov));
+  PetscCall(MetricsOULaw(p->dim, ou->A, ou->m, p->mu0, p->S0, p->beta, t, mean, cov));
+  PetscCall(GaussianCreate(p->dim, mean, cov, &g));
   PetscCall(PetscFree2(mean, cov));
+  PetscCall(MeasureCreateGaussian(&g, ref));
   PetscFunctionReturn(0);
 }
 
-/* OUProblemWrite - /problem: attribute type "ou", datasets A, m, mu0, S0. Collective. */
-PetscErrorCode OUProblemWrite(OUProblem ou, hid_t file)
+/* /problem: attributes source and V, datasets A, m, mu0, S0. */
+static PetscErrorCode ou_write(Problem p, hid_t file, hid_t g)
 {
+  OUData     *ou = (OUData *)p->data;
   PetscMPIInt rank;
-  hsize_t     dD[1] = {(hsize_t)ou->D}, dDD[2] = {(hsize_t)ou->D, (hsize_t)ou->D};
-  hid_t       g;
+  PetscInt    D     = p->dim;
+  hsize_t     dD[1] = {(hsize_t)D}, dDD[2] = {(hsize_t)D, (hsize_t)D};
 
   PetscFunctionBegin;
-  PetscCallMPI(MPI_Comm_rank(ou->comm, &rank));
-  PetscCall(H5IOCreateGroup(file, "/problem", &g));
-  PetscCall(H5IOWriteAttrString(g, "type", "ou"));
-  PetscCall(H5IOWriteAttrString(g, "source", ou->source[0] ? ou->source : "random (make_spd_matrix from -seed)"));
+  PetscCallMPI(MPI_Comm_rank(p->comm, &rank));
+  PetscCall(H5IOWriteAttrString(g, "source", p->source[0] ? p->source : "random (make_spd_matrix from -seed)"));
   PetscCall(H5IOWriteAttrString(g, "V", "1/2 (x - m)^T A (x - m); rho_0 = N(mu0, S0)"));
-  PetscCallH5(H5Gclose(g));
-  PetscCall(H5IOWriteRows(file, "/problem/A", 2, dDD, 0, rank ? 0 : ou->D, ou->A));
-  PetscCall(H5IOWriteRows(file, "/problem/m", 1, dD, 0, rank ? 0 : ou->D, ou->m));
-  PetscCall(H5IOWriteRows(file, "/problem/mu0", 1, dD, 0, rank ? 0 : ou->D, ou->mu0));
-  PetscCall(H5IOWriteRows(file, "/problem/S0", 2, dDD, 0, rank ? 0 : ou->D, ou->S0));
+  PetscCall(H5IOWriteRows(file, "/problem/A", 2, dDD, 0, rank ? 0 : D, ou->A));
+  PetscCall(H5IOWriteRows(file, "/problem/m", 1, dD, 0, rank ? 0 : D, ou->m));
+  PetscCall(H5IOWriteRows(file, "/problem/mu0", 1, dD, 0, rank ? 0 : D, p->mu0));
+  PetscCall(H5IOWriteRows(file, "/problem/S0", 2, dDD, 0, rank ? 0 : D, p->S0));
   PetscFunctionReturn(0);
 }
 
-/* OUProblemView - one line on what the problem is. */
-PetscErrorCode OUProblemView(OUProblem ou, PetscViewer viewer)
+static PetscErrorCode ou_view(Problem p, PetscViewer viewer)
 {
   PetscFunctionBegin;
-  if (!viewer) PetscCall(PetscViewerASCIIGetStdout(ou->comm, &viewer));
-  PetscCall(PetscViewerASCIIPrintf(viewer, "Ornstein-Uhlenbeck problem in D = %" PetscInt_FMT " (%s)\n", ou->D, ou->source[0] ? ou->source : "random target from the seed"));
+  PetscCall(PetscViewerASCIIPrintf(viewer, "Ornstein-Uhlenbeck problem in D = %" PetscInt_FMT " (%s)\n", p->dim, p->source[0] ? p->source : "random target from the seed"));
+  PetscFunctionReturn(0);
+}
+
+static PetscErrorCode ou_destroy(Problem p)
+{
+  OUData *ou = (OUData *)p->data;
+
+  PetscFunctionBegin;
+  PetscCall(PetscFree2(ou->A, ou->m));
+  PetscCall(PetscFree(p->data));
+  PetscFunctionReturn(0);
+}
+
+PETSC_EXTERN PetscErrorCode ProblemCreate_ou(Problem p)
+{
+  OUData *ou;
+
+  PetscFunctionBegin;
+  PetscCall(PetscNew(&ou));
+  p->data               = ou;
+  p->ops.setfromoptions = ou_setfromoptions;
+  p->ops.load           = ou_loadfile;
+  p->ops.same           = ou_same;
+  p->ops.write          = ou_write;
+  p->ops.view           = ou_view;
+  p->ops.reference      = ou_reference;
+  p->ops.destroy        = ou_destroy;
   PetscFunctionReturn(0);
 }
