@@ -1,4 +1,8 @@
 #include <wgf/util.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
 
 /*
   WGFSplitRows - this rank's share [start, start + n) of N rows: contiguous blocks in rank order,
@@ -33,5 +37,35 @@ PetscErrorCode WGFCheckAllRanks(MPI_Comm comm, PetscErrorCode lerr, const char w
   PetscFunctionBegin;
   PetscCallMPI(MPI_Allreduce(&mine, &any, 1, MPI_INT, MPI_MAX, comm));
   PetscCheck(!any, comm, PETSC_ERR_LIB, "%s failed on at least one rank (its message is printed above)", what);
+  PetscFunctionReturn(0);
+}
+
+/*
+  WGFWriteAtomic - writes the file `path` so that it appears whole or not at all: write(ctx, tmp)
+  writes <path>.partial collectively; on success rank 0 renames it to path (replacing an older
+  file only then), on failure rank 0 removes it. what names the file in messages (an option such
+  as "-output").
+
+  Collective
+*/
+PetscErrorCode WGFWriteAtomic(MPI_Comm comm, const char what[], const char path[], WGFFileWriter write, void *ctx)
+{
+  char           tmp[PETSC_MAX_PATH_LEN + 16];
+  PetscMPIInt    rank;
+  PetscErrorCode werr;
+  int            rerr = 0;
+
+  PetscFunctionBegin;
+  PetscCallMPI(MPI_Comm_rank(comm, &rank));
+  PetscCall(PetscSNPrintf(tmp, sizeof(tmp), "%s.partial", path));
+  werr = write(ctx, tmp);
+  if (werr && rank == 0) (void)unlink(tmp);
+  PetscCall(WGFCheckAllRanks(comm, werr, "writing the output"));
+  if (rank == 0 && rename(tmp, path) != 0) {
+    rerr = errno;
+    (void)PetscPrintf(PETSC_COMM_SELF, "%s: cannot rename %s to %s: %s\n", what, tmp, path, strerror(rerr));
+  }
+  PetscCallMPI(MPI_Bcast(&rerr, 1, MPI_INT, 0, comm));
+  PetscCheck(!rerr, comm, PETSC_ERR_FILE_WRITE, "%s %s: cannot rename the finished %s into place: %s", what, path, tmp, strerror(rerr));
   PetscFunctionReturn(0);
 }

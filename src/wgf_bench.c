@@ -127,6 +127,26 @@ static PetscErrorCode run_dgemm(void *ctx)
   PetscFunctionReturn(0);
 }
 
+/* The figures of one run: GFLOP/s of the flop models and their fraction of the DGEMM rate. */
+static PetscErrorCode report(Bench *bn, PetscMPIInt size, PetscReal rate_dgemm, PetscReal rate_train, PetscReal rate_push)
+{
+  const PetscInt *w;
+  PetscInt        D, nl, r;
+
+  PetscFunctionBegin;
+  PetscCall(ICNNGetShape(bn->net, &D, &nl, &w, &r));
+  double fpp = flops_per_point(D, nl, w, r);
+  double gdgemm = 2.0 * bn->dn * bn->dn * bn->dn * rate_dgemm / 1e9, gtrain = fpp * bn->batch * rate_train / 1e9;
+  PetscCall(ICNNView(bn->net, NULL));
+  PetscCall(PetscPrintf(PETSC_COMM_WORLD, "ranks %d, batch %" PetscInt_FMT " per rank, flop model %.3f MFLOP per point\n", size, bn->batch, fpp / 1e6));
+  PetscCall(PetscPrintf(PETSC_COMM_WORLD, "DGEMM %" PetscInt_FMT "^3:        %8.2f GFLOP/s per rank\n", bn->dn, gdgemm));
+  PetscCall(PetscPrintf(PETSC_COMM_WORLD, "training pass:      %8.2f GFLOP/s per rank, %.1f samples/s per rank (%.1f in all), %.2f passes/s\n", gtrain, bn->batch * rate_train, size * bn->batch * rate_train, rate_train));
+  PetscCall(PetscPrintf(PETSC_COMM_WORLD, "fraction of DGEMM:  %8.3f\n", gtrain / gdgemm));
+  double gpush = push_flops_per_point(D, nl, w, r) * bn->batch * rate_push / 1e9;
+  PetscCall(PetscPrintf(PETSC_COMM_WORLD, "push (grad psi):    %8.2f GFLOP/s per rank, %.1f samples/s per rank, %.3f of DGEMM\n", gpush, bn->batch * rate_push, gpush / gdgemm));
+  PetscFunctionReturn(0);
+}
+
 int main(int argc, char **argv)
 {
   PetscInt    D = 16, nl = ICNN_MAX_LAYERS, widths[ICNN_MAX_LAYERS] = {256, 256}, r = 5;
@@ -174,19 +194,7 @@ int main(int argc, char **argv)
   PetscCall(time_loop(PETSC_COMM_WORLD, seconds, run_dgemm, &bn, &rate_dgemm));
   PetscCall(time_loop(PETSC_COMM_WORLD, seconds, run_training, &bn, &rate_train));
   PetscCall(time_loop(PETSC_COMM_WORLD, seconds, run_push, &bn, &rate_push));
-  {
-    const PetscInt *w;
-    PetscCall(ICNNGetShape(bn.net, NULL, NULL, &w, NULL));
-    double fpp = flops_per_point(D, nl, w, r);
-    double gdgemm = 2.0 * bn.dn * bn.dn * bn.dn * rate_dgemm / 1e9, gtrain = fpp * bn.batch * rate_train / 1e9;
-    PetscCall(ICNNView(bn.net, NULL));
-    PetscCall(PetscPrintf(PETSC_COMM_WORLD, "ranks %d, batch %" PetscInt_FMT " per rank, flop model %.3f MFLOP per point\n", size, bn.batch, fpp / 1e6));
-    PetscCall(PetscPrintf(PETSC_COMM_WORLD, "DGEMM %" PetscInt_FMT "^3:        %8.2f GFLOP/s per rank\n", bn.dn, gdgemm));
-    PetscCall(PetscPrintf(PETSC_COMM_WORLD, "training pass:      %8.2f GFLOP/s per rank, %.1f samples/s per rank (%.1f in all), %.2f passes/s\n", gtrain, bn.batch * rate_train, size * bn.batch * rate_train, rate_train));
-    PetscCall(PetscPrintf(PETSC_COMM_WORLD, "fraction of DGEMM:  %8.3f\n", gtrain / gdgemm));
-    double gpush = push_flops_per_point(D, nl, w, r) * bn.batch * rate_push / 1e9;
-    PetscCall(PetscPrintf(PETSC_COMM_WORLD, "push (grad psi):    %8.2f GFLOP/s per rank, %.1f samples/s per rank, %.3f of DGEMM\n", gpush, bn.batch * rate_push, gpush / gdgemm));
-  }
+  PetscCall(report(&bn, size, rate_dgemm, rate_train, rate_push));
   PetscCall(PetscFree3(bn.a, bn.b, bn.c));
   PetscCall(PetscFree3(bn.x, bn.grad, bn.y));
   PetscCall(ICNNDestroy(&bn.net));

@@ -91,129 +91,124 @@ static PetscErrorCode eval_local(ICNN net, Flow flow, PetscInt map, const char p
   PetscFunctionReturn(0);
 }
 
-/* Writes the outputs to tmp, every rank its rows. */
-static PetscErrorCode write_output(MPI_Comm comm, const char tmp[], PetscInt N, PetscInt D, PetscInt start, PetscInt n, const EvalCtx *e, PetscInt P, const PetscReal *tgrad, PetscInt map)
+/* What the tool reads and writes: the points of this rank, the seeds, the outputs. */
+typedef struct {
+  MPI_Comm   comm;
+  PetscInt   N, D, P, start, n, map;
+  PetscReal *x, *sb[3], *tgrad; /* [n][D]; the seeds (NULL: absent); [P] with seeds */
+  PetscBool  seeds;
+  EvalCtx    e;
+} Eval;
+
+static const char *seedname[3] = {"/psibar", "/ybar", "/hbar"};
+
+/* Checks the shapes of the points file (on every rank alike, so that a bad file stops every rank
+   the same way), then reads this rank's rows of /points and of the seeds present. */
+static PetscErrorCode read_points(Eval *v, const char points[], const char params[], PetscBool logdensity)
 {
-  hid_t       f;
-  hsize_t     dN[1] = {(hsize_t)N}, dND[2] = {(hsize_t)N, (hsize_t)D}, dNDD[3] = {(hsize_t)N, (hsize_t)D, (hsize_t)D}, dP[1] = {(hsize_t)P};
-  PetscMPIInt rank;
-  hid_t       space, attr;
-  int         mapv = (int)map;
+  PetscInt  ndims, D = v->D;
+  hsize_t   dims[H5IO_MAX_DIMS];
+  hid_t     pf;
+  PetscBool has[3];
 
   PetscFunctionBegin;
-  PetscCallMPI(MPI_Comm_rank(comm, &rank));
-  PetscCall(H5IOCreate(comm, tmp, &f));
+  PetscCall(H5IOOpen(v->comm, points, &pf));
+  PetscCall(H5IOGetDims(pf, points, "/points", &ndims, dims));
+  PetscCheck(ndims == 2 && dims[1] == (hsize_t)D, v->comm, PETSC_ERR_FILE_UNEXPECTED, "points file %s: dataset /points must be N x %" PetscInt_FMT " (the dim of the network in %s), it has %" PetscInt_FMT " dimensions%s%llu", points, D, params, ndims, ndims == 2 ? " and rows of " : "", ndims == 2 ? (unsigned long long)dims[1] : 0ULL);
+  v->N = (PetscInt)dims[0];
+  for (int k = 0; k < 3; k++) {
+    hsize_t want[3] = {(hsize_t)v->N, (hsize_t)D, (hsize_t)D};
+    PetscCall(H5IOExists(pf, seedname[k], &has[k]));
+    if (has[k]) PetscCall(check_shape(v->comm, pf, points, seedname[k], k + 1, want));
+  }
+  v->seeds = has[0] || has[1] || has[2] ? PETSC_TRUE : PETSC_FALSE;
+  PetscCall(WGFSplitRows(v->comm, v->N, &v->start, &v->n));
+  PetscCall(PetscMalloc5(v->n * D, &v->x, v->n, &v->e.psi, v->n * D, &v->e.grad, v->n * D * D, &v->e.hess, v->n, &v->e.logdet));
+  if (logdensity) PetscCall(PetscMalloc2(v->n, &v->e.logrho, v->n, &v->e.converged));
+  PetscCall(H5IOReadRows(pf, points, "/points", v->start, v->n, D, v->x));
+  for (int k = 0; k < 3; k++) {
+    PetscInt len = k == 0 ? 1 : k == 1 ? D : D * D;
+    if (!has[k]) continue;
+    PetscCall(PetscMalloc1(v->n * len, &v->sb[k]));
+    PetscCall(H5IOReadRows(pf, points, seedname[k], v->start, v->n, len, v->sb[k]));
+  }
+  PetscCall(H5IOClose(&pf));
+  v->e.psibar = v->sb[0], v->e.ybar = v->sb[1], v->e.hbar = v->sb[2];
+  if (v->seeds) PetscCall(PetscCalloc1(v->P, &v->tgrad));
+  PetscFunctionReturn(0);
+}
+
+/* WGFFileWriter: the outputs, every rank its rows. */
+static PetscErrorCode write_output(void *ctx, const char path[])
+{
+  Eval          *v = (Eval *)ctx;
+  const EvalCtx *e = &v->e;
+  hid_t          f;
+  hsize_t        dN[1] = {(hsize_t)v->N}, dND[2] = {(hsize_t)v->N, (hsize_t)v->D}, dNDD[3] = {(hsize_t)v->N, (hsize_t)v->D, (hsize_t)v->D}, dP[1] = {(hsize_t)v->P};
+  PetscMPIInt    rank;
+  PetscInt       start = v->start, n = v->n;
+
+  PetscFunctionBegin;
+  PetscCallMPI(MPI_Comm_rank(v->comm, &rank));
+  PetscCall(H5IOCreate(v->comm, path, &f));
   PetscCall(H5IOWriteRows(f, "/psi", 1, dN, start, n, e->psi));
   PetscCall(H5IOWriteRows(f, "/grad", 2, dND, start, n, e->grad));
   PetscCall(H5IOWriteRows(f, "/hessian", 3, dNDD, start, n, e->hess));
   PetscCall(H5IOWriteRows(f, "/logdet", 1, dN, start, n, e->logdet));
-  if (tgrad) PetscCall(H5IOWriteRows(f, "/theta_grad", 1, dP, 0, rank ? 0 : P, tgrad));
+  if (v->tgrad) PetscCall(H5IOWriteRows(f, "/theta_grad", 1, dP, 0, rank ? 0 : v->P, v->tgrad));
   if (e->logrho) {
     PetscCall(H5IOWriteRows(f, "/logrho", 1, dN, start, n, e->logrho));
     PetscCall(H5IOWriteRowsInt8(f, "/converged", 1, dN, start, n, e->converged));
   }
-  PetscCallH5(space = H5Screate(H5S_SCALAR));
-  PetscCallH5(attr = H5Acreate2(f, "map", H5T_STD_I32LE, space, H5P_DEFAULT, H5P_DEFAULT));
-  PetscCallH5(H5Awrite(attr, H5T_NATIVE_INT, &mapv));
-  PetscCallH5(H5Aclose(attr));
-  PetscCallH5(H5Sclose(space));
+  PetscCall(H5IOWriteAttrInt(f, "map", v->map));
   PetscCall(H5IOClose(&f));
-  PetscFunctionReturn(0);
-}
-
-/* Renames the finished temporary file into place (one rank). */
-static PetscErrorCode publish(const char tmp[], const char output[])
-{
-  PetscFunctionBegin;
-  PetscCheck(rename(tmp, output) == 0, PETSC_COMM_SELF, PETSC_ERR_FILE_WRITE, "-output: cannot rename %s to %s: %s", tmp, output, strerror(errno));
   PetscFunctionReturn(0);
 }
 
 int main(int argc, char **argv)
 {
-  char        params[PETSC_MAX_PATH_LEN] = "", points[PETSC_MAX_PATH_LEN] = "", output[PETSC_MAX_PATH_LEN] = "", tmp[PETSC_MAX_PATH_LEN + 16], dir[PETSC_MAX_PATH_LEN];
-  PetscBool   has_params, has_points, has_output, logdensity = PETSC_FALSE, has[3] = {PETSC_FALSE, PETSC_FALSE, PETSC_FALSE}, seeds;
-  PetscInt    map = 0, D, P, N, ndims, start, n;
-  hsize_t     dims[H5IO_MAX_DIMS];
-  hid_t       pf;
-  ICNN        net;
-  Flow        flow = NULL;
-  MPI_Comm    comm;
-  PetscMPIInt rank;
-  PetscReal  *x, *sb[3] = {NULL, NULL, NULL}, *tgrad = NULL;
-  EvalCtx     e = {0};
-  const char *seedname[3] = {"/psibar", "/ybar", "/hbar"};
+  char      params[PETSC_MAX_PATH_LEN] = "", points[PETSC_MAX_PATH_LEN] = "", output[PETSC_MAX_PATH_LEN] = "", dir[PETSC_MAX_PATH_LEN];
+  PetscBool has_params, has_points, has_output, logdensity = PETSC_FALSE;
+  ICNN      net;
+  Flow      flow = NULL;
+  Eval      v    = {0};
 
   PetscCall(PetscInitialize(&argc, &argv, NULL, help));
-  comm = PETSC_COMM_WORLD;
-  PetscCallMPI(MPI_Comm_rank(comm, &rank));
-  PetscOptionsBegin(comm, NULL, "wgf-eval options", NULL);
+  v.comm = PETSC_COMM_WORLD;
+  PetscOptionsBegin(v.comm, NULL, "wgf-eval options", NULL);
   PetscCall(PetscOptionsString("-params", "HDF5 file with /icnn and /maps/<kkkk>/params", NULL, params, params, sizeof(params), &has_params));
   PetscCall(PetscOptionsString("-points", "HDF5 file with /points (N x D) and optional seeds", NULL, points, points, sizeof(points), &has_points));
   PetscCall(PetscOptionsString("-output", "HDF5 file to write (replaced only when everything succeeded)", NULL, output, output, sizeof(output), &has_output));
-  PetscCall(PetscOptionsInt("-map", "Map number (0: the highest in the file)", NULL, map, &map, NULL));
+  PetscCall(PetscOptionsInt("-map", "Map number (0: the highest in the file)", NULL, v.map, &v.map, NULL));
   PetscCall(PetscOptionsBool("-logdensity", "Also log rho_K at the points, by inverting the maps", NULL, logdensity, &logdensity, NULL));
   PetscOptionsEnd();
-  PetscCheck(has_params && params[0], comm, PETSC_ERR_USER_INPUT, "-params FILE is required (the network: /icnn and /maps/<kkkk>/params)");
-  PetscCheck(has_points && points[0], comm, PETSC_ERR_USER_INPUT, "-points FILE is required (/points, N x D)");
-  PetscCheck(has_output && output[0], comm, PETSC_ERR_USER_INPUT, "-output FILE is required");
-  PetscCheck(map >= 0, comm, PETSC_ERR_USER_INPUT, "-map %" PetscInt_FMT " must be >= 1 (or 0 for the highest)", map);
+  PetscCheck(has_params && params[0], v.comm, PETSC_ERR_USER_INPUT, "-params FILE is required (the network: /icnn and /maps/<kkkk>/params)");
+  PetscCheck(has_points && points[0], v.comm, PETSC_ERR_USER_INPUT, "-points FILE is required (/points, N x D)");
+  PetscCheck(has_output && output[0], v.comm, PETSC_ERR_USER_INPUT, "-output FILE is required");
+  PetscCheck(v.map >= 0, v.comm, PETSC_ERR_USER_INPUT, "-map %" PetscInt_FMT " must be >= 1 (or 0 for the highest)", v.map);
   PetscCall(PetscStrncpy(dir, output, sizeof(dir)));
-  PetscCheck(access(dirname(dir), W_OK) == 0, comm, PETSC_ERR_FILE_OPEN, "-output %s: cannot write in directory %s: %s", output, dir, strerror(errno));
+  PetscCheck(access(dirname(dir), W_OK) == 0, v.comm, PETSC_ERR_FILE_OPEN, "-output %s: cannot write in directory %s: %s", output, dir, strerror(errno));
 
-  PetscCall(ICNNCreate(comm, &net));
+  PetscCall(ICNNCreate(v.comm, &net));
   PetscCall(ICNNSetFromOptions(net));
-  PetscCall(CheckpointLoadICNN(comm, params, &map, net));
+  PetscCall(CheckpointLoadICNN(v.comm, params, &v.map, net));
   if (logdensity) {
-    PetscCall(FlowCreate(comm, &flow));
+    PetscCall(FlowCreate(v.comm, &flow));
     PetscCall(FlowSetFromOptions(flow));
-    PetscCall(CheckpointLoadFlow(comm, params, map, net, flow));
+    PetscCall(CheckpointLoadFlow(v.comm, params, v.map, net, flow));
   }
-  PetscCall(ICNNGetShape(net, &D, NULL, NULL, NULL));
-  PetscCall(ICNNGetNumParameters(net, &P));
+  PetscCall(ICNNGetShape(net, &v.D, NULL, NULL, NULL));
+  PetscCall(ICNNGetNumParameters(net, &v.P));
+  PetscCall(read_points(&v, points, params, logdensity));
+  PetscCall(WGFCheckAllRanks(v.comm, eval_local(net, flow, v.map, points, v.start, v.n, v.x, &v.e, v.seeds, v.tgrad), "the evaluation"));
+  if (v.seeds) PetscCallMPI(MPI_Allreduce(MPI_IN_PLACE, v.tgrad, (PetscMPIInt)v.P, MPIU_REAL, MPI_SUM, v.comm));
+  /* a failure never leaves a damaged -output behind */
+  PetscCall(WGFWriteAtomic(v.comm, "-output", output, write_output, &v));
 
-  /* shapes first, on every rank alike, so that a bad file stops every rank the same way */
-  PetscCall(H5IOOpen(comm, points, &pf));
-  PetscCall(H5IOGetDims(pf, points, "/points", &ndims, dims));
-  PetscCheck(ndims == 2 && dims[1] == (hsize_t)D, comm, PETSC_ERR_FILE_UNEXPECTED, "points file %s: dataset /points must be N x %" PetscInt_FMT " (the dim of the network in %s), it has %" PetscInt_FMT " dimensions%s%llu", points, D, params, ndims, ndims == 2 ? " and rows of " : "", ndims == 2 ? (unsigned long long)dims[1] : 0ULL);
-  N = (PetscInt)dims[0];
-  for (int k = 0; k < 3; k++) {
-    hsize_t want[3] = {(hsize_t)N, (hsize_t)D, (hsize_t)D};
-    PetscCall(H5IOExists(pf, seedname[k], &has[k]));
-    if (has[k]) PetscCall(check_shape(comm, pf, points, seedname[k], k + 1, want));
-  }
-  seeds = has[0] || has[1] || has[2] ? PETSC_TRUE : PETSC_FALSE;
-
-  PetscCall(WGFSplitRows(comm, N, &start, &n));
-  PetscCall(PetscMalloc5(n * D, &x, n, &e.psi, n * D, &e.grad, n * D * D, &e.hess, n, &e.logdet));
-  if (flow) PetscCall(PetscMalloc2(n, &e.logrho, n, &e.converged));
-  PetscCall(H5IOReadRows(pf, points, "/points", start, n, D, x));
-  for (int k = 0; k < 3; k++) {
-    PetscInt len = k == 0 ? 1 : k == 1 ? D : D * D;
-    if (!has[k]) continue;
-    PetscCall(PetscMalloc1(n * len, &sb[k]));
-    PetscCall(H5IOReadRows(pf, points, seedname[k], start, n, len, sb[k]));
-  }
-  PetscCall(H5IOClose(&pf));
-  e.psibar = sb[0], e.ybar = sb[1], e.hbar = sb[2];
-  if (seeds) PetscCall(PetscCalloc1(P, &tgrad));
-
-  PetscCall(WGFCheckAllRanks(comm, eval_local(net, flow, map, points, start, n, x, &e, seeds, tgrad), "the evaluation"));
-  if (seeds) PetscCallMPI(MPI_Allreduce(MPI_IN_PLACE, tgrad, (PetscMPIInt)P, MPIU_REAL, MPI_SUM, comm));
-
-  /* write to a temporary name and rename: a failure never leaves a damaged -output behind */
-  PetscCall(PetscSNPrintf(tmp, sizeof(tmp), "%s.partial", output));
-  {
-    PetscErrorCode werr = write_output(comm, tmp, N, D, start, n, &e, P, tgrad, map);
-    if (werr && rank == 0) (void)unlink(tmp);
-    PetscCall(WGFCheckAllRanks(comm, werr, "writing the output"));
-  }
-  PetscCall(WGFCheckAllRanks(comm, rank ? 0 : publish(tmp, output), "publishing the output"));
-
-  for (int k = 0; k < 3; k++) PetscCall(PetscFree(sb[k]));
-  PetscCall(PetscFree(tgrad));
-  PetscCall(PetscFree5(x, e.psi, e.grad, e.hess, e.logdet));
-  PetscCall(PetscFree2(e.logrho, e.converged));
+  for (int k = 0; k < 3; k++) PetscCall(PetscFree(v.sb[k]));
+  PetscCall(PetscFree(v.tgrad));
+  PetscCall(PetscFree5(v.x, v.e.psi, v.e.grad, v.e.hess, v.e.logdet));
+  PetscCall(PetscFree2(v.e.logrho, v.e.converged));
   PetscCall(FlowDestroy(&flow));
   PetscCall(ICNNDestroy(&net));
   PetscCall(PetscFinalize());

@@ -16,7 +16,8 @@ typedef enum {
   RNG_EVAL      = 5, /* evaluation samples of the metrics */
   RNG_PROBLEM   = 6, /* random problem data (the OU target) */
   RNG_TARGET    = 7, /* samples of the exact (target) law */
-  RNG_POOL      = 8  /* the resident minibatch pool of a JKO step */
+  RNG_POOL      = 8, /* the resident minibatch pool of a JKO step */
+  RNG_BASELINE  = 9  /* the particles and noise of the baselines (MATH.md sec. 10) */
 } RNGPurpose;
 
 /* One Philox4x32-10 block: out = philox(ctr, key). */

@@ -7,4 +7,8 @@
 PetscErrorCode WGFSplitRows(MPI_Comm, PetscInt, PetscInt *, PetscInt *);
 PetscErrorCode WGFCheckAllRanks(MPI_Comm, PetscErrorCode, const char[]);
 
+/* Writes a file collectively at the path it is given (the callback's job). */
+typedef PetscErrorCode (*WGFFileWriter)(void *ctx, const char path[]);
+PetscErrorCode WGFWriteAtomic(MPI_Comm, const char[], const char[], WGFFileWriter, void *);
+
 #endif

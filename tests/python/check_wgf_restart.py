@@ -42,7 +42,9 @@ every /maps/<kkkk>/params (the same set of maps), /particles/x, /particles/logrh
      left as they were while the checkpoints 0001, 0002 go;
   g. a restart (-restart DIR, on 1 rank, some also on 2) with a mismatched -icnn_widths (a
      width, the layer count), -icnn_rank, -icnn_strong_convexity, -jko_h, -jko_beta, -ou_dim,
-     -seed, -particles or a different problem (-ou_problem_file) stops with a non-zero status
+     -seed, -particles, a different problem (-ou_problem_file) or problem type (-problem) stops
+     (with --opts of a mixture protocol: -mixture_dim, -mixture_problem_file, -mixture_std,
+     -mixture_centers instead of the -ou_* options) with a non-zero status
      and a message naming the option, and leaves the folder byte-identical; a changed
      -jko_lr, -jko_steps (3 and 5) or -eval_samples is accepted, shows in /config, and acts
      (lr: maps 3, 4 differ from the reference; jko_steps 3: ckpt_0003.h5 bitwise the
@@ -531,10 +533,14 @@ def part_options(check, args, tmp, short):
     os.makedirs(g)
     for n in ("ckpt_0001.h5", "ckpt_0002.h5"):
         shutil.copy2(os.path.join(sdir, n), g)
+    # another problem of the same type: the checkpoint's /problem with its first matrix (OU: A,
+    # mixture: the centres) scaled by 1.25
+    ptype = wr.read_options_file(args.opts).get("problem", "ou")
+    scaled = {"ou": "A", "mixture": "centers"}[ptype]
     prob = os.path.join(tmp, "other_problem.h5")
     with h5py.File(os.path.join(g, "ckpt_0002.h5"), "r") as f, h5py.File(prob, "w") as p:
-        for n in ("A", "m", "mu0", "S0"):
-            p.create_dataset("problem/" + n, data=f["problem"][n][()] * (1.25 if n == "A" else 1.0))
+        for n in f["problem"]:
+            p.create_dataset("problem/" + n, data=f["problem"][n][()] * (1.25 if n == scaled else 1.0))
     cases = [
         (["-icnn_widths", "9,8"], "-icnn_widths", (1, 2)),
         (["-icnn_widths", "9,7,5"], "-icnn_widths", (1,)),
@@ -542,11 +548,14 @@ def part_options(check, args, tmp, short):
         (["-icnn_strong_convexity", "1e-3"], "-icnn_strong_convexity", (1,)),
         (["-jko_h", "0.04"], "-jko_h", (1, 2)),
         (["-jko_beta", "2"], "-jko_beta", (1,)),
-        (["-ou_dim", "3"], "-ou_dim", (1, 2)),
+        (["-%s_dim" % ptype, "3"], "-%s_dim" % ptype, (1, 2)),
         (["-seed", str(args.seed + 1)], "-seed", (1, 2)),
         (["-particles", "100"], "-particles", (1,)),
-        (["-ou_problem_file", prob], "problem differs", (1,)),
+        (["-%s_problem_file" % ptype, prob], "problem differs", (1,)),
+        (["-problem", "mixture" if ptype == "ou" else "ou"], "-problem", (1,)),
     ]
+    if ptype == "mixture":
+        cases += [(["-mixture_std", "2"], "-mixture_std", (1,)), (["-mixture_centers", "4"], "-mixture_centers", (1,))]
     for extra, expect, ranks in cases:
         for nranks in ranks:
             before, pbefore = wr.snapshot(g), wr.snapshot(prob)
