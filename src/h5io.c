@@ -2,6 +2,7 @@
 #include <wgf/log_events.h>
 #include <unistd.h>
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 /* HDF5 prints its own error stack by default; our messages name the file and object instead. */
@@ -169,6 +170,36 @@ PetscErrorCode H5IOReadAttrIntArray(hid_t file, const char fname[], const char o
   *n = (PetscInt)np;
   PetscCallH5(H5Tclose(type));
   PetscCallH5(H5Aclose(attr));
+  PetscFunctionReturn(0);
+}
+
+/*
+  H5IOCheckShape - that dataset path of the open file fname has nd dimensions of the sizes want[]
+  (nd = 0: a scalar); otherwise an error "<what> <fname>: dataset <path> has shape (...), expected
+  (...)", what naming where the file came from ("points file", "-mixture_problem_file").
+
+  Collective (every rank checks the same and stops alike)
+*/
+PetscErrorCode H5IOCheckShape(MPI_Comm comm, hid_t f, const char what[], const char fname[], const char path[], PetscInt nd, const hsize_t want[])
+{
+  PetscInt  ndims;
+  hsize_t   dims[H5IO_MAX_DIMS];
+  char      got[128] = "scalar", exp[128] = "scalar";
+  PetscBool ok;
+
+  PetscFunctionBegin;
+  PetscCall(H5IOGetDims(f, fname, path, &ndims, dims));
+  ok = ndims == nd ? PETSC_TRUE : PETSC_FALSE;
+  for (PetscInt i = 0; i < ndims; i++) {
+    size_t len = i ? strlen(got) : 0;
+    snprintf(got + len, sizeof(got) - len, "%s%llu", i ? " x " : "", (unsigned long long)dims[i]);
+    if (i < nd && dims[i] != want[i]) ok = PETSC_FALSE;
+  }
+  for (PetscInt i = 0; i < nd; i++) {
+    size_t len = i ? strlen(exp) : 0;
+    snprintf(exp + len, sizeof(exp) - len, "%s%llu", i ? " x " : "", (unsigned long long)want[i]);
+  }
+  PetscCheck(ok, comm, PETSC_ERR_FILE_UNEXPECTED, "%s %s: dataset %s has shape (%s), expected (%s)", what, fname, path, got, exp);
   PetscFunctionReturn(0);
 }
 

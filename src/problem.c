@@ -350,22 +350,15 @@ PetscErrorCode ProblemSetInitialGaussian(Problem p, PetscInt D, const PetscReal 
 */
 PetscErrorCode ProblemReadDataset(Problem p, hid_t f, const char opt[], const char file[], const char path[], PetscInt nd, const PetscInt dims[], PetscReal buf[])
 {
-  PetscInt fnd, n = 1;
-  hsize_t  fdims[H5IO_MAX_DIMS];
-  char     want[128] = "", got[128] = "";
+  hsize_t  want[H5IO_MAX_DIMS] = {0};
+  PetscInt n = 1;
 
   PetscFunctionBegin;
-  PetscCall(H5IOGetDims(f, file, path, &fnd, fdims));
-  PetscBool ok = fnd == nd ? PETSC_TRUE : PETSC_FALSE;
   for (PetscInt i = 0; i < nd; i++) {
-    if (ok && fdims[i] != (hsize_t)dims[i]) ok = PETSC_FALSE;
+    want[i] = (hsize_t)dims[i];
     n *= dims[i];
   }
-  if (!ok) {
-    for (PetscInt i = 0; i < nd; i++) PetscCall(PetscSNPrintf(want + strlen(want), sizeof(want) - strlen(want), "%s%" PetscInt_FMT, i ? " x " : "", dims[i]));
-    for (PetscInt i = 0; i < fnd; i++) PetscCall(PetscSNPrintf(got + strlen(got), sizeof(got) - strlen(got), "%s%llu", i ? " x " : "", (unsigned long long)fdims[i]));
-    SETERRQ(p->comm, PETSC_ERR_FILE_UNEXPECTED, "%s %s: dataset %s has shape (%s), expected (%s)%s", opt, file, path, fnd ? got : "scalar", nd ? want : "scalar", nd ? "" : ": a scalar dataset");
-  }
+  PetscCall(H5IOCheckShape(p->comm, f, opt, file, path, nd, want));
   PetscCall(H5IOReadRows(f, file, path, 0, nd ? dims[0] : 1, nd ? n / dims[0] : 1, buf));
   for (PetscInt i = 0; i < n; i++) PetscCheck(!PetscIsInfOrNanReal(buf[i]), p->comm, PETSC_ERR_FILE_UNEXPECTED, "%s %s: %s has a non-finite entry (%" PetscInt_FMT ")", opt, file, path, i);
   PetscFunctionReturn(0);

@@ -48,29 +48,6 @@ static PetscErrorCode eval_seed(void *ctx, PetscInt start, PetscInt n, PetscInt 
   PetscFunctionReturn(0);
 }
 
-/* Checks that dataset path of the points file has the shape (N, trailing dims). */
-static PetscErrorCode check_shape(MPI_Comm comm, hid_t f, const char fname[], const char path[], PetscInt nd, const hsize_t want[])
-{
-  PetscInt ndims;
-  hsize_t  dims[H5IO_MAX_DIMS];
-  char     got[128] = "", exp[128] = "";
-
-  PetscFunctionBegin;
-  PetscCall(H5IOGetDims(f, fname, path, &ndims, dims));
-  PetscBool ok = ndims == nd ? PETSC_TRUE : PETSC_FALSE;
-  for (PetscInt i = 0; i < ndims; i++) {
-    size_t len = strlen(got);
-    snprintf(got + len, sizeof(got) - len, "%s%llu", i ? " x " : "", (unsigned long long)dims[i]);
-    if (i < nd && dims[i] != want[i]) ok = PETSC_FALSE;
-  }
-  for (PetscInt i = 0; i < nd; i++) {
-    size_t len = strlen(exp);
-    snprintf(exp + len, sizeof(exp) - len, "%s%llu", i ? " x " : "", (unsigned long long)want[i]);
-  }
-  PetscCheck(ok, comm, PETSC_ERR_FILE_UNEXPECTED, "points file %s: dataset %s has shape (%s), expected (%s)", fname, path, got, exp);
-  PetscFunctionReturn(0);
-}
-
 /* The local phase: finiteness of this rank's rows, then the evaluation (and the sweep). */
 static PetscErrorCode eval_local(ICNN net, Flow flow, PetscInt map, const char pfile[], PetscInt start, PetscInt n, const PetscReal *x, EvalCtx *e, PetscBool seeds, PetscReal *tgrad)
 {
@@ -119,7 +96,7 @@ static PetscErrorCode read_points(Eval *v, const char points[], const char param
   for (int k = 0; k < 3; k++) {
     hsize_t want[3] = {(hsize_t)v->N, (hsize_t)D, (hsize_t)D};
     PetscCall(H5IOExists(pf, seedname[k], &has[k]));
-    if (has[k]) PetscCall(check_shape(v->comm, pf, points, seedname[k], k + 1, want));
+    if (has[k]) PetscCall(H5IOCheckShape(v->comm, pf, "points file", points, seedname[k], k + 1, want));
   }
   v->seeds = has[0] || has[1] || has[2] ? PETSC_TRUE : PETSC_FALSE;
   PetscCall(WGFSplitRows(v->comm, v->N, &v->start, &v->n));

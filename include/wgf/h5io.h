@@ -20,6 +20,7 @@ PetscErrorCode H5IOCreate(MPI_Comm, const char[], hid_t *);
 PetscErrorCode H5IOClose(hid_t *);
 PetscErrorCode H5IOExists(hid_t, const char[], PetscBool *);
 PetscErrorCode H5IOGetDims(hid_t, const char[], const char[], PetscInt *, hsize_t[]);
+PetscErrorCode H5IOCheckShape(MPI_Comm, hid_t, const char[], const char[], const char[], PetscInt, const hsize_t[]);
 PetscErrorCode H5IOReadAttrInt(hid_t, const char[], const char[], const char[], PetscInt *);
 PetscErrorCode H5IOReadAttrIntArray(hid_t, const char[], const char[], const char[], PetscInt, PetscInt *, PetscInt[]);
 PetscErrorCode H5IOReadAttrReal(hid_t, const char[], const char[], const char[], PetscReal *);
