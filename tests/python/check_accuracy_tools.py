@@ -10,7 +10,11 @@ the reference's targets of ou_reference_problems.py.
     at random symmetric perturbations of the solution's S and mean;
   * the floor is O(h^2) (halving h divides it by about 4) and 0 at h -> 0 only;
   * the targets: cov symmetric positive definite with the spectrum of 1 1^T + diag(u) (the
-    all-ones matrix that scikit-learn adds), m of length D, distinct targets for distinct runs.
+    all-ones matrix that scikit-learn adds), m of length D, distinct targets for distinct runs;
+  * the paper's mixtures of mixture_reference_problems.py: its mt19937 gives the standard's
+    known answer (10000th output 4123659995 from the default seed 5489, C++ [rand.predef]), a
+    float is the low 24 bits times 2^-24 (exactly representable in float32, in [0, 1)), the
+    centres lie in [-a, a] and are float32 values, distinct runs and keys give distinct mixtures.
 Exit status 1 on any failure.
 """
 
@@ -22,6 +26,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "jobs", "accuracy"))
 import compare_reference as cr  # noqa: E402
+import mixture_reference_problems as mrp  # noqa: E402
 import ou_reference_problems as orp  # noqa: E402
 
 failures = []
@@ -95,5 +100,18 @@ for run in (0, 1):
     check(np.allclose(cov, cov.T) and got[0] > 0 and np.max(np.abs(got - want)) < 1e-6 * want[-1] and mean.shape == (5,),
           f"target D = 5 run {run}: spectrum {np.round(got, 4)} is that of 1 1^T + diag(u)")
 check(np.max(np.abs(covs[0] - covs[1])) > 1e-3, "targets of runs 0 and 1 differ")
+
+bg = np.random.MT19937()
+bg._legacy_seeding(5489)
+raw = bg.random_raw(10000)
+check(int(raw[-1]) == 4123659995, f"mt19937 seeded 5489: output 10000 is {int(raw[-1])} (the standard's 4123659995)")
+r = mrp.torch_rand(5489, 10000)
+check(r.dtype == np.float32 and np.array_equal(r.astype(np.float64), (raw & 0xFFFFFF) * 2.0 ** -24) and 0 <= r.min() and r.max() < 1,
+      "torch_rand: the low 24 bits times 2^-24, in [0, 1), float32")
+c0 = mrp.reference_centers("earth", 4, 0, 6, 5.0)
+c1 = mrp.reference_centers("earth", 4, 1, 6, 5.0)
+c2 = mrp.reference_centers("venus", 4, 0, 6, 5.0)
+check(c0.shape == (6, 4) and c0.dtype == np.float32 and np.abs(c0).max() <= 5.0 and
+      np.abs(c0 - c1).max() > 0.1 and np.abs(c0 - c2).max() > 0.1, f"mixture centres: shape {c0.shape}, in [-5, 5], runs and keys differ")
 
 sys.exit(1 if failures else 0)
