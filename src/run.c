@@ -40,7 +40,6 @@ struct _p_Run {
   char       columns[PROBLEM_MAX_COLUMNS + 128]; /* of /history, comma-separated */
   char       last[PETSC_MAX_PATH_LEN];            /* the newest checkpoint written */
 };
-typedef struct _p_Run App;
 
 /* Raised by SIGTERM or SIGUSR1 (what Slurm and PBS send before the time limit): the solver
    finishes its iteration, every rank checkpoints, and wgf exits with status 0. */
@@ -54,7 +53,7 @@ static void                  on_stop_signal(int sig)
 /* The /problem group of every output. */
 static PetscErrorCode app_write_problem(void *ctx, hid_t file)
 {
-  App *app = (App *)ctx;
+  Run app = (Run)ctx;
 
   PetscFunctionBegin;
   PetscCall(ProblemWrite(app->problem, file));
@@ -64,7 +63,7 @@ static PetscErrorCode app_write_problem(void *ctx, hid_t file)
 /* The /config attributes: the driver's settings, the solver's, and the command line. */
 static PetscErrorCode app_write_config(void *ctx, hid_t group)
 {
-  App  *app = (App *)ctx;
+  Run   app = (Run)ctx;
   char        buf[64], *all;
   const char *type;
 
@@ -118,7 +117,7 @@ static PetscErrorCode app_prepare_out_dir(const char dir[], PetscBool restart)
 }
 
 /* The problem's metrics of rho_k (ProblemEvaluate), into the columns after the driver's. */
-static PetscErrorCode app_evaluate(App *app, PetscInt k, PetscReal *row)
+static PetscErrorCode app_evaluate(Run app, PetscInt k, PetscReal *row)
 {
   Measure model = {0};
 
@@ -130,7 +129,7 @@ static PetscErrorCode app_evaluate(App *app, PetscInt k, PetscReal *row)
 }
 
 /* Unused options are typos until proven otherwise: warn, or stop with -strict_options. */
-static PetscErrorCode app_check_unused_options(App *app)
+static PetscErrorCode app_check_unused_options(Run app)
 {
   PetscInt nleft;
   char   **names, **values;
@@ -146,7 +145,7 @@ static PetscErrorCode app_check_unused_options(App *app)
 }
 
 /* Writes the checkpoint of the state after maps 1..k and `iter` iterations of step k + 1. */
-static PetscErrorCode app_write_checkpoint(App *app, PetscInt k, PetscInt iter)
+static PetscErrorCode app_write_checkpoint(Run app, PetscInt k, PetscInt iter)
 {
   const PetscReal *theta, *m, *v;
 
@@ -162,7 +161,7 @@ static PetscErrorCode app_write_checkpoint(App *app, PetscInt k, PetscInt iter)
 /* JKOCheckpointFn: inside step `step`, after iter iterations (maps 1..step-1 done). */
 static PetscErrorCode app_checkpoint_in_step(void *ctx, PetscInt step, PetscInt iter)
 {
-  App *app = (App *)ctx;
+  Run app = (Run)ctx;
 
   PetscFunctionBegin;
   PetscCall(app_write_checkpoint(app, step - 1, iter));
@@ -174,7 +173,7 @@ static PetscErrorCode app_checkpoint_in_step(void *ctx, PetscInt step, PetscInt 
    line gives wins (and is checked against the checkpoint where it must agree); the problem type is
    the checkpoint's, and the problem is read from the checkpoint itself unless
    -<type>_problem_file is given; -out_dir defaults to the checkpoint's folder. */
-static PetscErrorCode app_restore_options(App *app)
+static PetscErrorCode app_restore_options(Run app)
 {
   const char  *mine[] = {"jko_", "icnn_", NULL /* <type>_ */, "flow_", "problem", "seed", "particles", "eval_every", "eval_samples", "strict_options", "ckpt_"};
   hid_t        f;
@@ -223,7 +222,7 @@ static PetscErrorCode app_restore_options(App *app)
 }
 
 /* -restart: what defines the problem and the network must be the checkpoint's. */
-static PetscErrorCode app_check_restart(App *app)
+static PetscErrorCode app_check_restart(Run app)
 {
   hid_t           f;
   PetscInt        D, nl, r, cD, cnl, cr, cw[ICNN_MAX_LAYERS], nd;
@@ -279,7 +278,7 @@ static PetscErrorCode app_check_restart(App *app)
 */
 PetscErrorCode RunCreate(MPI_Comm comm, Run *run)
 {
-  App             *app;
+  Run              app;
   struct sigaction sa;
 
   PetscFunctionBegin;
@@ -375,7 +374,7 @@ PetscErrorCode RunSetFromOptions(Run app)
 
 /* The state of a fresh run: the resident particles (each rank its rows, drawn by global index),
    the metrics at t = 0, the pretraining of map 0. */
-static PetscErrorCode app_start(App *app, JKOStepInfo *info)
+static PetscErrorCode app_start(Run app, JKOStepInfo *info)
 {
   PetscInt D;
 
@@ -397,7 +396,7 @@ static PetscErrorCode app_start(App *app, JKOStepInfo *info)
 }
 
 /* The state of a continued run, from the checkpoint: maps, history, particles, the optimiser. */
-static PetscErrorCode app_resume(App *app, CheckpointState *st, PetscInt *k0)
+static PetscErrorCode app_resume(Run app, CheckpointState *st, PetscInt *k0)
 {
   PetscInt D, P, iter0;
 
@@ -493,7 +492,7 @@ PetscErrorCode RunSolve(Run app)
 /* RunDestroy - accepts NULL and leaves NULL. Collective. */
 PetscErrorCode RunDestroy(Run *run)
 {
-  App *app;
+  Run app;
 
   PetscFunctionBegin;
   if (!run || !*run) PetscFunctionReturn(0);
