@@ -9,7 +9,8 @@
                          strong_convexity (double)
      /maps/<kkkk>/params float64 [P], canonical order (MATH.md sec. 2), kkkk = 0001, 0002, ...;
                          group attrs step, h, beta, iterations, loss
-     /problem/...        what defines the problem (OU: A, m, mu0, S0)
+     /problem/...        attr type; what defines the problem (problem.h; OU: A, m, mu0, S0;
+                         mixture: centers, weights, std, mu0, S0)
      /particles/x0, x    float64 [N][D]: resident particles at t = 0 and at step k
      /particles/logrho   float64 [N]: log rho_k at x
      /history            float64 [k + 1][ncols], one row per step (row 0: t = 0); attr columns */

@@ -88,7 +88,7 @@ def main():
     p.add_argument("--paper", help="the reference's results/ folder, to pair the _r<RUN> runs with its runs")
     a = p.parse_args()
     groups = {}
-    for d in sorted(glob.glob(os.path.join(a.out, "wgf_d*_s*"))):
+    for d in sorted(glob.glob(os.path.join(a.out, "wgf_d*"))):
         m = RUN.match(os.path.basename(d))
         if not m or not os.path.isdir(d):
             continue
