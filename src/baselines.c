@@ -29,6 +29,7 @@ typedef struct {
   PetscReal *X;      /* [N][D] the particles */
   PetscReal *Z, *zz; /* [N][D] whitened particles L^{-1} x_i, [N] |z_i|^2 */
   Gaussian   kernel; /* N(0, Sigma), Sigma = cov(particles) * N^(-2/(D+4)) (Scott) */
+  PetscBool  own;    /* samples are the particles themselves (the reference's OU estimator) */
   PetscReal *W, *G;  /* workspace [KDE_CHUNK][D], [KDE_CHUNK][N] */
 } KDE;
 
@@ -81,7 +82,7 @@ static PetscErrorCode kde_logdensity(void *ctx, PetscInt n, const PetscReal y[],
 }
 
 /* Samples of the KDE: particle i = floor(u N) (iteration 1 of the stream), plus L z (normals of
-   iteration 0). */
+   iteration 0). With own, the particles first ... first + n - 1 themselves instead. */
 static PetscErrorCode kde_sample(void *ctx, uint32_t seed, RNGPurpose purpose, uint32_t step, PetscInt first, PetscInt n, PetscReal x[], PetscReal logp[])
 {
   KDE       *k = (KDE *)ctx;
@@ -89,6 +90,12 @@ static PetscErrorCode kde_sample(void *ctx, uint32_t seed, RNGPurpose purpose, u
   PetscReal *u;
 
   PetscFunctionBegin;
+  if (k->own) {
+    PetscCheck(first + n <= k->N, PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE, "-em_model_samples particles: %" PetscInt_FMT " evaluation samples asked, there are %" PetscInt_FMT " particles", first + n, k->N);
+    PetscCall(PetscArraycpy(x, k->X + first * D, n * D));
+    if (logp) PetscCall(kde_logdensity(ctx, n, x, logp, NULL));
+    PetscFunctionReturn(0);
+  }
   PetscCall(PetscMalloc1(n, &u));
   PetscCall(RNGUniform(seed, purpose, step, 1, first, n, 1, u));
   PetscCall(RNGNormal(seed, purpose, step, 0, first, n, D, x));
@@ -117,11 +124,14 @@ static PetscErrorCode kde_destroy(void *ctx)
   MeasureCreateKDE - the Gaussian KDE of the N particles whose rows x [n][D] the ranks hold (in
   rank order), as scipy's gaussian_kde builds it (MATH.md sec. 10): kernel covariance = the
   particles' covariance (divisor N - 1) times Scott's factor N^(-2/(D+4)). Every rank gathers all
-  particles; sampling and log densities are then local.
+  particles; sampling and log densities are then local. Samples are draws of the KDE, or with
+  own = PETSC_TRUE the particles themselves (global indices first ...), as the reference's OU
+  experiment estimates KL(EM || exact): there each point's own kernel raises the KDE's log
+  density, which biases that KL upwards.
 
   Collective
 */
-PetscErrorCode MeasureCreateKDE(MPI_Comm comm, PetscInt D, PetscInt n, const PetscReal x[], Measure *m)
+PetscErrorCode MeasureCreateKDE(MPI_Comm comm, PetscInt D, PetscInt n, const PetscReal x[], PetscBool own, Measure *m)
 {
   KDE         *k;
   PetscMPIInt  size, nl;
@@ -141,8 +151,9 @@ PetscErrorCode MeasureCreateKDE(MPI_Comm comm, PetscInt D, PetscInt n, const Pet
     N += cnt[r] / D;
   }
   PetscCheck(N > D, comm, PETSC_ERR_ARG_OUTOFRANGE, "KDE: %" PetscInt_FMT " particles in D = %" PetscInt_FMT " cannot give a covariance (need more than D)", N, D);
-  k->D = D;
-  k->N = N;
+  k->D   = D;
+  k->N   = N;
+  k->own = own;
   PetscCall(PetscMalloc5(N * D, &k->X, N * D, &k->Z, N, &k->zz, KDE_CHUNK * D, &k->W, KDE_CHUNK * N, &k->G));
   PetscCallMPI(MPI_Allgatherv(x, nl, MPIU_REAL, k->X, cnt, dsp, MPIU_REAL, comm));
   PetscCall(PetscFree2(cnt, dsp));
@@ -206,7 +217,7 @@ PetscErrorCode BaselineEulerMaruyama(Potential V, PetscReal beta, PetscReal dt, 
 
 struct _p_Baseline {
   MPI_Comm  comm;
-  char      method[16], output[PETSC_MAX_PATH_LEN];
+  char      method[16], output[PETSC_MAX_PATH_LEN], samples[16];
   PetscInt  seed, N, steps, eval_every, eval_samples;
   PetscReal dt, h, beta;
   Problem   problem;
@@ -235,6 +246,7 @@ PetscErrorCode BaselineCreate(MPI_Comm comm, Baseline *bl)
   b->eval_every   = 1;
   b->eval_samples = 8192;
   PetscCall(PetscStrncpy(b->method, "em", sizeof(b->method)));
+  PetscCall(PetscStrncpy(b->samples, "kde", sizeof(b->samples)));
   *bl = b;
   PetscFunctionReturn(0);
 }
@@ -259,6 +271,7 @@ PetscErrorCode BaselineSetFromOptions(Baseline b)
   PetscCall(PetscOptionsString("-method", "Baseline: em (Euler-Maruyama particles + Gaussian KDE)", NULL, b->method, b->method, sizeof(b->method), NULL));
   PetscCall(PetscOptionsInt("-em_particles", "Euler-Maruyama: number of particles", NULL, b->N, &b->N, NULL));
   PetscCall(PetscOptionsReal("-em_dt", "Euler-Maruyama: time step", NULL, b->dt, &b->dt, NULL));
+  PetscCall(PetscOptionsString("-em_model_samples", "Samples of the model in KL(model || reference): kde (draws of the KDE) or particles (the particles themselves, the reference's OU estimator)", NULL, b->samples, b->samples, sizeof(b->samples), NULL));
   PetscCall(PetscOptionsString("-output", "HDF5 file to write (replaced only when everything succeeded)", NULL, b->output, b->output, sizeof(b->output), &has_output));
   PetscCall(PetscOptionsInt("-seed", "Seed of every random number", NULL, b->seed, &b->seed, NULL));
   PetscCall(PetscOptionsReal("-jko_h", "Time between two evaluation points (as in wgf)", NULL, b->h, &b->h, NULL));
@@ -269,6 +282,8 @@ PetscErrorCode BaselineSetFromOptions(Baseline b)
   PetscOptionsEnd();
   PetscCheck(!strcmp(b->method, "em"), b->comm, PETSC_ERR_USER_INPUT, "-method %s is unknown (known: em)", b->method);
   PetscCheck(has_output && b->output[0], b->comm, PETSC_ERR_USER_INPUT, "-output FILE is required");
+  PetscCheck(!strcmp(b->samples, "kde") || !strcmp(b->samples, "particles"), b->comm, PETSC_ERR_USER_INPUT, "-em_model_samples %s is unknown (kde or particles)", b->samples);
+  PetscCheck(strcmp(b->samples, "particles") || b->eval_samples <= b->N, b->comm, PETSC_ERR_USER_INPUT, "-em_model_samples particles: -eval_samples %" PetscInt_FMT " must not exceed -em_particles %" PetscInt_FMT, b->eval_samples, b->N);
   PetscCheck(b->N >= 2 * size, b->comm, PETSC_ERR_USER_INPUT, "-em_particles %" PetscInt_FMT " must be at least 2 per rank", b->N);
   PetscCheck(b->dt > 0 && b->h > 0 && b->beta > 0, b->comm, PETSC_ERR_USER_INPUT, "-em_dt %g, -jko_h %g and -jko_beta %g must be > 0", (double)b->dt, (double)b->h, (double)b->beta);
   PetscCheck(PetscAbsReal(PetscFloorReal(b->h / b->dt + 0.5) * b->dt - b->h) <= 1e-9 * b->h, b->comm, PETSC_ERR_USER_INPUT, "-jko_h %g must be a multiple of -em_dt %g", (double)b->h, (double)b->dt);
@@ -315,6 +330,7 @@ static PetscErrorCode baseline_write(void *ctx, const char path[])
   PetscCall(H5IOWriteAttrReal(f, "h", b->h));
   PetscCall(H5IOWriteAttrReal(f, "beta", b->beta));
   PetscCall(H5IOWriteAttrInt(f, "seed", b->seed));
+  PetscCall(H5IOWriteAttrString(f, "model_samples", b->samples));
   PetscCall(ProblemWrite(b->problem, f));
   PetscCall(H5IOWriteRows(f, "/history", 2, dh, 0, rank ? 0 : b->steps + 1, o->hist));
   PetscCallH5(d = H5Dopen2(f, "/history", H5P_DEFAULT));
@@ -374,7 +390,7 @@ PetscErrorCode BaselineSolve(Baseline b)
     row[0] = k, row[1] = k * b->h, row[ncols - 1] = sim;
     if (b->eval_every && (k % b->eval_every == 0 || k == b->steps)) {
       Measure kde = {0};
-      PetscCall(MeasureCreateKDE(b->comm, D, n, x, &kde));
+      PetscCall(MeasureCreateKDE(b->comm, D, n, x, strcmp(b->samples, "particles") ? PETSC_FALSE : PETSC_TRUE, &kde));
       PetscCall(ProblemEvaluate(b->problem, &kde, k, k * b->h, b->eval_samples, row + 2));
       PetscCall(MeasureDestroy(&kde));
       PetscCall(ProblemMonitor(b->problem, k, k * b->h, row + 2));

@@ -3,6 +3,8 @@ static const char help[] = "wgf-baseline: the paper's comparison methods on wgf'
                            "  -method em           Euler-Maruyama particles + Gaussian KDE (scipy's gaussian_kde, Scott's factor)\n"
                            "  -em_particles N      particles (default 50000), split over the ranks\n"
                            "  -em_dt DT            Euler-Maruyama time step (default 1e-3)\n"
+                           "  -em_model_samples S  samples of the model in KL(model || reference): kde (default, draws of the KDE) or\n"
+                           "                       particles (the particles themselves, as the reference's OU experiment did)\n"
                            "  -output FILE         HDF5 file: /problem, /history (step, t, the problem's metrics, seconds), /particles/x\n"
                            "The problem and the times are read as wgf reads them, so the same options file drives both:\n"
                            "  -problem ou|mixture and its -<type>_* options, -jko_h, -jko_steps, -jko_beta, -eval_every, -eval_samples, -seed\n"

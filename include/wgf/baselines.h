@@ -14,7 +14,7 @@ PetscErrorCode BaselineSetFromOptions(Baseline);
 PetscErrorCode BaselineSolve(Baseline);
 PetscErrorCode BaselineDestroy(Baseline *);
 
-PetscErrorCode MeasureCreateKDE(MPI_Comm, PetscInt, PetscInt, const PetscReal[], Measure *);
+PetscErrorCode MeasureCreateKDE(MPI_Comm, PetscInt, PetscInt, const PetscReal[], PetscBool, Measure *);
 PetscErrorCode BaselineEulerMaruyama(Potential, PetscReal, PetscReal, PetscInt, uint32_t, uint32_t, PetscInt, PetscInt, PetscReal[]);
 
 #endif

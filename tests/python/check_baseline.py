@@ -7,6 +7,9 @@
      must be below 0.02 (the paper's 50000 particles give 0.0066 at t = 0.9);
   b. the run does not depend on the rank count: 3000 particles on 1 and 3 ranks give the same
      /history (metrics to a relative 1e-10) and the same final particles (1e-12);
+  b2. -em_model_samples particles (the reference's OU estimator: the particles themselves as
+     samples of the KDE, whose own kernels raise its density there) gives a larger
+     KL(EM || exact) than draws of the KDE, and the same KL(exact || EM);
   c. the output file: /problem of type ou, /history with the columns step, t, the OU metrics and
      seconds, rows at t = 0, 0.25, 0.5 (the middle one NaN: not evaluated), /particles/x (N x 2);
   d. the mixture problem (input/mixture_tiny.opts) runs and reports against the stationary
@@ -79,6 +82,20 @@ def main():
                 dx = wr.rel_diff(f3["particles/x"][()], f1["particles/x"][()])
             check(d < 1e-10 and dx < 1e-12, "b. 1 vs 3 ranks: the same metrics and particles", "history rel diff %.2e, particles %.2e" % (d, dx))
 
+            # b2. the reference's estimator, against KDE draws with the same number of samples
+            got = {}
+            for mode in ("kde", "particles"):
+                out = os.path.join(tmp, "ou_3000_%s.h5" % mode)
+                code, log, _ = em(2, OU + ["-em_particles", "3000", "-eval_samples", "3000", "-em_model_samples", mode], out)
+                if check(code == 0, "b2. -em_model_samples %s runs" % mode, "" if code == 0 else wr.tail(log)):
+                    got[mode] = history(out)[0]
+            if len(got) == 2:
+                i, j = cols.index("kl_model_exact"), cols.index("kl_exact_model")
+                ho, hk = got["particles"], got["kde"]
+                check(ho[2, i] > hk[2, i] + 0.01 and ho[2, j] == hk[2, j],
+                      "b2. the particles as samples raise KL(EM || exact), KL(exact || EM) unchanged",
+                      "KL(EM || exact) %.4f against %.4f with KDE draws; KL(exact || EM) %.4f, %.4f" % (ho[2, i], hk[2, i], ho[2, j], hk[2, j]))
+
             # c. the file
             with h5py.File(outs[1], "r") as f:
                 ok = (wr.attr_str(f["problem"].attrs["type"]) == "ou" and f["particles/x"].shape == (3000, 2)
@@ -99,7 +116,8 @@ def main():
         with open(keep, "wb") as f:
             f.write(b"an earlier result")
         for extra, expect in ((["-method", "foo"], "-method"), (["-jko_h", "0.0105"], "-jko_h"),
-                              (["-em_particles", "1"], "-em_particles")):
+                              (["-em_particles", "1"], "-em_particles"), (["-em_model_samples", "foo"], "-em_model_samples"),
+                              (["-em_model_samples", "particles", "-em_particles", "100"], "-eval_samples")):
             code, log, _ = em(2, OU + extra, keep)
             msg = [l for l in wr.message_lines(log) if expect in l]
             with open(keep, "rb") as f:
