@@ -30,14 +30,7 @@ import zlib
 import h5py
 import numpy as np
 
-
-def index_list(text):
-    """'4' or '2,4' or '0-4' -> list of ints."""
-    out = []
-    for part in text.split(","):
-        lo, _, hi = part.partition("-")
-        out.extend(range(int(lo), int(hi or lo) + 1))
-    return out
+from ou_reference_problems import index_list
 
 
 def config(configs, dim):
