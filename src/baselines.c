@@ -12,11 +12,7 @@
 #include <petsctime.h>
 #include <petscblaslapack.h>
 #include <cblas.h>
-#include <errno.h>
-#include <libgen.h>
-#include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 /* ---------------------------------------------------------------- Gaussian KDE */
 
@@ -262,7 +258,6 @@ PetscErrorCode BaselineCreate(MPI_Comm comm, Baseline *bl)
 PetscErrorCode BaselineSetFromOptions(Baseline b)
 {
   PetscMPIInt size;
-  char        dir[PETSC_MAX_PATH_LEN];
   PetscBool   has_output;
 
   PetscFunctionBegin;
@@ -290,8 +285,7 @@ PetscErrorCode BaselineSetFromOptions(Baseline b)
   PetscCheck(b->steps >= 0 && b->eval_every >= 0, b->comm, PETSC_ERR_USER_INPUT, "-jko_steps %" PetscInt_FMT " and -eval_every %" PetscInt_FMT " must be >= 0", b->steps, b->eval_every);
   PetscCheck(b->eval_samples >= 2 * size, b->comm, PETSC_ERR_USER_INPUT, "-eval_samples %" PetscInt_FMT " must be at least 2 per rank", b->eval_samples);
   PetscCheck(b->seed >= 0 && (PetscInt64)b->seed <= (PetscInt64)UINT32_MAX, b->comm, PETSC_ERR_USER_INPUT, "-seed %" PetscInt_FMT " must be in [0, 2^32)", b->seed);
-  PetscCall(PetscStrncpy(dir, b->output, sizeof(dir)));
-  PetscCheck(access(dirname(dir), W_OK) == 0, b->comm, PETSC_ERR_FILE_OPEN, "-output %s: cannot write in directory %s: %s", b->output, dir, strerror(errno));
+  PetscCall(WGFCheckOutputDir(b->comm, "-output", b->output));
   PetscCall(ProblemCreate(b->comm, &b->problem));
   PetscCall(ProblemSetSeed(b->problem, (uint32_t)b->seed));
   PetscCall(ProblemSetFromOptions(b->problem));

@@ -4,6 +4,7 @@
 #include <wgf/h5io.h>
 #include <wgf/util.h>
 #include <wgf/log_events.h>
+#include <petscblaslapack.h>
 #include <string.h>
 
 #define WGF_PROBLEM(name) PETSC_EXTERN PetscErrorCode ProblemCreate_##name(Problem);
@@ -361,5 +362,27 @@ PetscErrorCode ProblemReadDataset(Problem p, hid_t f, const char opt[], const ch
   PetscCall(H5IOCheckShape(p->comm, f, opt, file, path, nd, want));
   PetscCall(H5IOReadRows(f, file, path, 0, nd ? dims[0] : 1, nd ? n / dims[0] : 1, buf));
   for (PetscInt i = 0; i < n; i++) PetscCheck(!PetscIsInfOrNanReal(buf[i]), p->comm, PETSC_ERR_FILE_UNEXPECTED, "%s %s: %s has a non-finite entry (%" PetscInt_FMT ")", opt, file, path, i);
+  PetscFunctionReturn(0);
+}
+
+/* ProblemIsSPD - whether the D x D matrix M (row-major) is symmetric, to 1e-12 of its largest
+   entry, and positive definite (its Cholesky factorisation succeeds). */
+PetscErrorCode ProblemIsSPD(PetscInt D, const PetscReal M[], PetscBool *sym, PetscBool *pd)
+{
+  PetscReal   *L, mx = 0;
+  PetscBLASInt nD, info;
+
+  PetscFunctionBegin;
+  *sym = PETSC_TRUE;
+  for (PetscInt i = 0; i < D * D; i++) mx = PetscMax(mx, PetscAbsReal(M[i]));
+  for (PetscInt i = 0; i < D; i++)
+    for (PetscInt j = 0; j < i; j++)
+      if (PetscAbsReal(M[i * D + j] - M[j * D + i]) > 1e-12 * mx) *sym = PETSC_FALSE;
+  PetscCall(PetscMalloc1(D * D, &L));
+  PetscCall(PetscArraycpy(L, M, D * D));
+  PetscCall(PetscBLASIntCast(D, &nD));
+  PetscCallBLAS("LAPACKpotrf", LAPACKpotrf_("L", &nD, L, &nD, &info));
+  *pd = info == 0 ? PETSC_TRUE : PETSC_FALSE;
+  PetscCall(PetscFree(L));
   PetscFunctionReturn(0);
 }

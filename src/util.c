@@ -1,5 +1,6 @@
 #include <wgf/util.h>
 #include <errno.h>
+#include <libgen.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -67,5 +68,21 @@ PetscErrorCode WGFWriteAtomic(MPI_Comm comm, const char what[], const char path[
   }
   PetscCallMPI(MPI_Bcast(&rerr, 1, MPI_INT, 0, comm));
   PetscCheck(!rerr, comm, PETSC_ERR_FILE_WRITE, "%s %s: cannot rename the finished %s into place: %s", what, path, tmp, strerror(rerr));
+  PetscFunctionReturn(0);
+}
+
+/*
+  WGFCheckOutputDir - that the folder of the output file `path` is writable, before any work is
+  done for it; what names the option ("-output").
+
+  Collective (every rank checks and stops alike)
+*/
+PetscErrorCode WGFCheckOutputDir(MPI_Comm comm, const char what[], const char path[])
+{
+  char dir[PETSC_MAX_PATH_LEN];
+
+  PetscFunctionBegin;
+  PetscCall(PetscStrncpy(dir, path, sizeof(dir)));
+  PetscCheck(access(dirname(dir), W_OK) == 0, comm, PETSC_ERR_FILE_OPEN, "%s %s: cannot write in directory %s: %s", what, path, dir, strerror(errno));
   PetscFunctionReturn(0);
 }

@@ -13,11 +13,6 @@ static const char help[] = "wgf-eval: evaluates a DenseICNN map stored in an HDF
 #include <wgf/flow.h>
 #include <wgf/h5io.h>
 #include <wgf/util.h>
-#include <libgen.h>
-#include <stdio.h>
-#include <string.h>
-#include <unistd.h>
-#include <errno.h>
 
 /* The three seeds of MATH.md sec. 4 for this rank's points (NULL: zero), and where the outputs
    of the forward pass go; eval_seed hands both over in ICNNGradient's callback, so that the
@@ -144,7 +139,7 @@ static PetscErrorCode write_output(void *ctx, const char path[])
 
 int main(int argc, char **argv)
 {
-  char      params[PETSC_MAX_PATH_LEN] = "", points[PETSC_MAX_PATH_LEN] = "", output[PETSC_MAX_PATH_LEN] = "", dir[PETSC_MAX_PATH_LEN];
+  char      params[PETSC_MAX_PATH_LEN] = "", points[PETSC_MAX_PATH_LEN] = "", output[PETSC_MAX_PATH_LEN] = "";
   PetscBool has_params, has_points, has_output, logdensity = PETSC_FALSE;
   ICNN      net;
   Flow      flow = NULL;
@@ -163,8 +158,7 @@ int main(int argc, char **argv)
   PetscCheck(has_points && points[0], v.comm, PETSC_ERR_USER_INPUT, "-points FILE is required (/points, N x D)");
   PetscCheck(has_output && output[0], v.comm, PETSC_ERR_USER_INPUT, "-output FILE is required");
   PetscCheck(v.map >= 0, v.comm, PETSC_ERR_USER_INPUT, "-map %" PetscInt_FMT " must be >= 1 (or 0 for the highest)", v.map);
-  PetscCall(PetscStrncpy(dir, output, sizeof(dir)));
-  PetscCheck(access(dirname(dir), W_OK) == 0, v.comm, PETSC_ERR_FILE_OPEN, "-output %s: cannot write in directory %s: %s", output, dir, strerror(errno));
+  PetscCall(WGFCheckOutputDir(v.comm, "-output", output));
 
   PetscCall(ICNNCreate(v.comm, &net));
   PetscCall(ICNNSetFromOptions(net));

@@ -9,6 +9,7 @@ PetscErrorCode WGFCheckAllRanks(MPI_Comm, PetscErrorCode, const char[]);
 
 /* Writes a file collectively at the path it is given (the callback's job). */
 typedef PetscErrorCode (*WGFFileWriter)(void *ctx, const char path[]);
+PetscErrorCode WGFCheckOutputDir(MPI_Comm, const char[], const char[]);
 PetscErrorCode WGFWriteAtomic(MPI_Comm, const char[], const char[], WGFFileWriter, void *);
 
 #endif

@@ -6,7 +6,6 @@
    seed (centres uniform in [-a, a]^D, equal weights) or read from -mixture_problem_file. */
 #include "problemimpl.h"
 #include <wgf/h5io.h>
-#include <petscblaslapack.h>
 
 typedef struct {
   PetscInt   K;
@@ -14,26 +13,6 @@ typedef struct {
   PetscReal  std;
   PetscReal  span; /* of the random centres (not part of the problem once they are drawn) */
 } MixtureData;
-
-/* Whether the D x D matrix M is symmetric (exactly) and positive definite. */
-static PetscErrorCode mixture_is_spd(PetscInt D, const PetscReal *M, PetscBool *spd)
-{
-  PetscReal   *L;
-  PetscBLASInt nD, info;
-
-  PetscFunctionBegin;
-  *spd = PETSC_TRUE;
-  for (PetscInt i = 0; i < D; i++)
-    for (PetscInt j = 0; j < i; j++)
-      if (M[i * D + j] != M[j * D + i]) *spd = PETSC_FALSE;
-  PetscCall(PetscMalloc1(D * D, &L));
-  PetscCall(PetscArraycpy(L, M, D * D));
-  PetscCall(PetscBLASIntCast(D, &nD));
-  PetscCallBLAS("LAPACKpotrf", LAPACKpotrf_("L", &nD, L, &nD, &info));
-  if (info) *spd = PETSC_FALSE;
-  PetscCall(PetscFree(L));
-  PetscFunctionReturn(0);
-}
 
 /* Reads and checks /problem/{centers, weights, std, mu0, S0} of p->source. */
 static PetscErrorCode mixture_load(Problem p)
@@ -45,7 +24,7 @@ static PetscErrorCode mixture_load(Problem p)
   PetscInt     nd, D, K, dK[1], dKD[2], dD[1], dDD[2];
   hsize_t      dims[H5IO_MAX_DIMS];
   PetscReal   *mu0, *S0;
-  PetscBool    spd;
+  PetscBool    sym, pd;
 
   PetscFunctionBegin;
   PetscCall(H5IOOpen(comm, file, &f));
@@ -69,8 +48,8 @@ static PetscErrorCode mixture_load(Problem p)
   PetscCall(H5IOClose(&f));
   for (PetscInt i = 0; i < K; i++) PetscCheck(mx->weights[i] > 0, comm, PETSC_ERR_FILE_UNEXPECTED, "%s %s: /problem/weights[%" PetscInt_FMT "] = %g must be > 0", opt, file, i, (double)mx->weights[i]);
   PetscCheck(mx->std > 0, comm, PETSC_ERR_FILE_UNEXPECTED, "%s %s: /problem/std = %g must be > 0", opt, file, (double)mx->std);
-  PetscCall(mixture_is_spd(D, S0, &spd));
-  PetscCheck(spd, comm, PETSC_ERR_FILE_UNEXPECTED, "%s %s: /problem/S0 is not symmetric positive definite", opt, file);
+  PetscCall(ProblemIsSPD(D, S0, &sym, &pd));
+  PetscCheck(sym && pd, comm, PETSC_ERR_FILE_UNEXPECTED, "%s %s: /problem/S0 is not %s", opt, file, sym ? "positive definite" : "symmetric");
   PetscCall(ProblemSetInitialGaussian(p, D, mu0, S0));
   PetscCall(PetscFree2(mu0, S0));
   PetscFunctionReturn(0);

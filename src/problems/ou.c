@@ -10,27 +10,6 @@ typedef struct {
   PetscReal *A, *m; /* [D][D], [D] */
 } OUData;
 
-/* Whether the D x D matrix M is symmetric and positive definite. */
-static PetscErrorCode ou_is_spd(PetscInt D, const PetscReal *M, PetscBool *sym, PetscBool *pd)
-{
-  PetscReal   *L, mx = 0;
-  PetscBLASInt nD, info;
-
-  PetscFunctionBegin;
-  *sym = PETSC_TRUE;
-  for (PetscInt i = 0; i < D * D; i++) mx = PetscMax(mx, PetscAbsReal(M[i]));
-  for (PetscInt i = 0; i < D; i++)
-    for (PetscInt j = 0; j < i; j++)
-      if (PetscAbsReal(M[i * D + j] - M[j * D + i]) > 1e-12 * mx) *sym = PETSC_FALSE;
-  PetscCall(PetscMalloc1(D * D, &L));
-  PetscCall(PetscArraycpy(L, M, D * D));
-  PetscCall(PetscBLASIntCast(D, &nD));
-  PetscCallBLAS("LAPACKpotrf", LAPACKpotrf_("L", &nD, L, &nD, &info));
-  *pd = info == 0 ? PETSC_TRUE : PETSC_FALSE;
-  PetscCall(PetscFree(L));
-  PetscFunctionReturn(0);
-}
-
 /* The paper's random target (MATH.md sec. 8) as scikit-learn's make_spd_matrix computes it:
    X uniform on [0,1]^{D x D}, X^T X = U S U^T, cov = U (1 1^T + diag(u)) U^T with u uniform on
    [0,1]^D. Note: scikit-learn adds the scalar 1.0 to diag(u), i.e. the all-ones matrix, not I
@@ -108,9 +87,9 @@ static PetscErrorCode ou_load(Problem p, PetscBool has_dim, PetscInt D)
   PetscCall(ProblemReadDataset(p, f, "-ou_problem_file", p->source, "/problem/mu0", 1, dD, mu0));
   PetscCall(ProblemReadDataset(p, f, "-ou_problem_file", p->source, "/problem/S0", 2, dDD, S0));
   PetscCall(H5IOClose(&f));
-  PetscCall(ou_is_spd(D, ou->A, &sym, &pd));
+  PetscCall(ProblemIsSPD(D, ou->A, &sym, &pd));
   PetscCheck(sym && pd, comm, PETSC_ERR_FILE_UNEXPECTED, "-ou_problem_file %s: /problem/A is not %s", p->source, sym ? "positive definite" : "symmetric");
-  PetscCall(ou_is_spd(D, S0, &sym, &pd));
+  PetscCall(ProblemIsSPD(D, S0, &sym, &pd));
   PetscCheck(sym && pd, comm, PETSC_ERR_FILE_UNEXPECTED, "-ou_problem_file %s: /problem/S0 is not %s", p->source, sym ? "positive definite" : "symmetric");
   PetscCall(ProblemSetInitialGaussian(p, D, mu0, S0));
   PetscCall(PetscFree2(mu0, S0));

@@ -44,6 +44,7 @@ struct _p_Problem {
 
 PetscErrorCode ProblemSetReferenceNames(Problem, const char[], const char[]);
 PetscErrorCode ProblemSetInitialGaussian(Problem, PetscInt, const PetscReal[], const PetscReal[]);
+PetscErrorCode ProblemIsSPD(PetscInt, const PetscReal[], PetscBool *, PetscBool *);
 PetscErrorCode ProblemReadDataset(Problem, hid_t, const char[], const char[], const char[], PetscInt, const PetscInt[], PetscReal[]);
 
 #endif
