@@ -1,18 +1,7 @@
-/* DenseICNN: batched value, gradient, Hessian + log det and the reverse sweep (MATH.md secs 2-4).
-
-   Layout, for a chunk of c points (c <= chunk), D the dimension, layer l of width n, rank r,
-   m = n_{l-1}; layers are 0-based in the code (layer 0 is the paper's layer 1, which has no
-   activation):
-     x      [c][D]        points
-     P      [c][r*n]      P[b][s*n+j] = sum_d A[d][s][j] x[b][d]          (sec. 2)
-     z, s1  [c][n]        activations and sigma'(a) (s1 = 1 in layer 0)
-     g      [c][n]        d psi / d a,   delta [c][n] d psi / d z         (sec. 3)
-     Jq,J,Jz [n][c*D]     Jacobians in x: row j holds the D-blocks of every point, so that
-                          J_l = Jq_l + U_l Jz_{l-1} is ONE dgemm with c*D columns
-     H, L   [c][D][D]     Hessian and its Cholesky factor
-   sigma'' = s1 (1 - s1) and sigma''' = sigma'' (1 - 2 s1) are recomputed from s1.
-   Every heavy step is one BLAS-3 call over the chunk (ARCHITECTURE.md, "Batched kernels");
-   the per-point steps (J_b^T diag(S) J_b, J_b Hbar_b, Cholesky) are small dgemm/dpotrf calls. */
+/* DenseICNN: life cycle, parameters and the batched work methods (MATH.md secs 2-4). The kernels
+   themselves (forward, Hessian + Cholesky, reverse sweep) are in icnn_kernels.h, included below
+   once per precision: -icnn_precision single runs the training pass and the pushes of minibatches
+   in float32 with SGEMM, while everything a user reads as a density (ICNNEvaluate) stays double. */
 #include <wgf/icnn.h>
 #include <wgf/log_events.h>
 #include <wgf/expneg.h>
@@ -20,67 +9,38 @@
 #include <cblas.h>
 #include <math.h>
 
-typedef struct {
-  PetscReal *P, *z, *s1, *g, *delta; /* forward and backward caches */
-  PetscReal *Jq, *J, *Jz;            /* Hessian-path caches (J, Jz alias Jq where equal) */
-  PetscReal *M, *At;                 /* M[j][D*D] = sum_s A_sj A_sj^T, At[j][s][d] = A[d][s][j] */
-  PetscReal *gbar, *abar, *dbar, *Pbar; /* adjoints of the sweep */
-} ICNNLayerWork;
+/* LAPACK's single-precision Cholesky: petscblaslapack.h declares the PetscReal one only */
+extern void spotrf_(const char *, const PetscBLASInt *, float *, const PetscBLASInt *, PetscBLASInt *);
+
+typedef struct icnn_work_d icnn_work_d;
+typedef struct icnn_work_s icnn_work_s;
+
+const char *const ICNNPrecisions[] = {"double", "single", "ICNNPrecision", "ICNN_PRECISION_", NULL};
 
 struct _p_ICNN {
-  MPI_Comm  comm;
-  char     *prefix;
-  PetscInt  dim, nlayers, widths[ICNN_MAX_LAYERS], rank, chunk;
-  PetscReal s; /* strong convexity */
-  PetscBool naive, test_gradient, setupcalled;
-  PetscBool value; /* ICNNGradient computes psi for its seeds (ICNNSetComputeValue) */
+  MPI_Comm      comm;
+  char         *prefix;
+  PetscInt      dim, nlayers, widths[ICNN_MAX_LAYERS], rank, chunk;
+  PetscReal     s; /* strong convexity */
+  PetscBool     naive, test_gradient, setupcalled;
+  PetscBool     value; /* ICNNGradient computes psi for its seeds (ICNNSetComputeValue) */
+  ICNNPrecision precision;
 
   PetscInt  nparams, nblocks;
   ICNNBlock blocks[3 * ICNN_MAX_LAYERS + 1];
   PetscInt  offA[ICNN_MAX_LAYERS], offW[ICNN_MAX_LAYERS], offb[ICNN_MAX_LAYERS], offU[ICNN_MAX_LAYERS], offw;
   PetscReal *theta;
 
-  /* workspaces, sized for one chunk at SetUp */
-  ICNNLayerWork lw[ICNN_MAX_LAYERS];
-  PetscReal    *psi, *y, *H, *L, *logdet, *psibar, *ybar, *Hbar;
-  PetscReal    *big[3];      /* [maxn][c*D]: two Jbar buffers and the per-point scratch K */
-  PetscReal    *zbar[2];     /* [c][maxn] */
-  PetscReal    *crn, *Gh, *AbarT; /* [c][r*maxn], [maxn][D*D], [maxn][r][D] */
+  /* the chunk's outputs and seeds in double, what the seed functions and the callers see */
+  PetscReal   *psi, *y, *H, *L, *logdet, *psibar, *ybar, *Hbar;
+  icnn_work_d *wd; /* double kernels: always (ICNNEvaluate) */
+  icnn_work_s *ws; /* float kernels: with -icnn_precision single */
 };
-
-/* ---------------------------------------------------------------- BLAS wrapper */
-
-/* Row-major C = alpha op(A) op(B) + beta C, op(A) M x K, op(B) K x N. The naive loop version
-   stands beside it (STYLE.md item 3) and is selected by -icnn_naive_kernels so that the tests
-   can compare every BLAS-backed kernel with plain loops. */
-static PetscErrorCode icnn_gemm(ICNN net, PetscBool ta, PetscBool tb, PetscInt M, PetscInt N, PetscInt K, PetscReal alpha, const PetscReal *A, PetscInt lda, const PetscReal *B, PetscInt ldb, PetscReal beta, PetscReal *C, PetscInt ldc)
-{
-  PetscFunctionBegin;
-  if (M == 0 || N == 0) PetscFunctionReturn(0);
-  if (net->naive) {
-    for (PetscInt i = 0; i < M; i++)
-      for (PetscInt j = 0; j < N; j++) {
-        PetscReal sum = 0;
-        for (PetscInt k = 0; k < K; k++) sum += (ta ? A[k * lda + i] : A[i * lda + k]) * (tb ? B[j * ldb + k] : B[k * ldb + j]);
-        C[i * ldc + j] = alpha * sum + (beta == 0 ? 0 : beta * C[i * ldc + j]);
-      }
-  } else {
-    PetscBLASInt m, n, k, la, lb, lc;
-    PetscCall(PetscBLASIntCast(M, &m));
-    PetscCall(PetscBLASIntCast(N, &n));
-    PetscCall(PetscBLASIntCast(K, &k));
-    PetscCall(PetscBLASIntCast(lda, &la));
-    PetscCall(PetscBLASIntCast(ldb, &lb));
-    PetscCall(PetscBLASIntCast(ldc, &lc));
-    PetscCallBLAS("cblas_dgemm", cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k, alpha, A, la, B, lb, beta, C, lc));
-  }
-  PetscCall(PetscLogFlops(2.0 * M * N * K));
-  PetscFunctionReturn(0);
-}
 
 /* softplus(a) and its derivative sigma'(a) = logistic(a) without overflow, from one exp and one
    log1p (MATH.md sec. 2): with e = exp(-|a|), softplus = max(a, 0) + log1p(e) and
-   logistic = 1 / (1 + e) for a >= 0, e / (1 + e) otherwise. */
+   logistic = 1 / (1 + e) for a >= 0, e / (1 + e) otherwise. Evaluated in double in either
+   precision (one call per unit and point, cheap next to the GEMMs). */
 static inline void softplus_logistic(PetscReal a, PetscReal *sp, PetscReal *lg)
 {
   PetscReal e = wgf_exp_nonpositive(-PetscAbsReal(a)), r = 1 / (1 + e);
@@ -94,6 +54,40 @@ static inline PetscReal logistic(PetscReal a)
   PetscReal e = wgf_exp_nonpositive(-PetscAbsReal(a)), r = 1 / (1 + e);
   return a >= 0 ? r : e * r;
 }
+
+/* ---------------------------------------------------------------- kernels, one source for both precisions */
+
+#define KREAL       PetscReal
+#define KNAME(f)    f##_d
+#define KGEMM       cblas_dgemm
+#define KGEMM_NAME  "cblas_dgemm"
+#define KPOTRF      LAPACKpotrf_
+#define KPOTRF_NAME "LAPACKpotrf"
+#define KOWNIO      0
+#include "icnn_kernels.h"
+#undef KREAL
+#undef KNAME
+#undef KGEMM
+#undef KGEMM_NAME
+#undef KPOTRF
+#undef KPOTRF_NAME
+#undef KOWNIO
+
+#define KREAL       float
+#define KNAME(f)    f##_s
+#define KGEMM       cblas_sgemm
+#define KGEMM_NAME  "cblas_sgemm"
+#define KPOTRF      spotrf_
+#define KPOTRF_NAME "spotrf"
+#define KOWNIO      1
+#include "icnn_kernels.h"
+#undef KREAL
+#undef KNAME
+#undef KGEMM
+#undef KGEMM_NAME
+#undef KPOTRF
+#undef KPOTRF_NAME
+#undef KOWNIO
 
 /* ---------------------------------------------------------------- life cycle */
 
@@ -128,24 +122,8 @@ PetscErrorCode ICNNCreate(MPI_Comm comm, ICNN *net)
 static PetscErrorCode icnn_free_work(ICNN net)
 {
   PetscFunctionBegin;
-  for (PetscInt l = 0; l < ICNN_MAX_LAYERS; l++) {
-    ICNNLayerWork *w = &net->lw[l];
-    if (w->J != w->Jq) PetscCall(PetscFree(w->J));
-    if (w->Jz != w->J && w->Jz != w->Jq) PetscCall(PetscFree(w->Jz));
-    w->J = w->Jz = NULL;
-    PetscCall(PetscFree(w->Jq));
-    PetscCall(PetscFree(w->P));
-    PetscCall(PetscFree(w->z));
-    PetscCall(PetscFree(w->s1));
-    PetscCall(PetscFree(w->g));
-    PetscCall(PetscFree(w->delta));
-    PetscCall(PetscFree(w->M));
-    PetscCall(PetscFree(w->At));
-    PetscCall(PetscFree(w->gbar));
-    PetscCall(PetscFree(w->abar));
-    PetscCall(PetscFree(w->dbar));
-    PetscCall(PetscFree(w->Pbar));
-  }
+  PetscCall(icnn_work_destroy_d(&net->wd));
+  PetscCall(icnn_work_destroy_s(&net->ws));
   PetscCall(PetscFree(net->psi));
   PetscCall(PetscFree(net->y));
   PetscCall(PetscFree(net->H));
@@ -154,11 +132,6 @@ static PetscErrorCode icnn_free_work(ICNN net)
   PetscCall(PetscFree(net->psibar));
   PetscCall(PetscFree(net->ybar));
   PetscCall(PetscFree(net->Hbar));
-  for (int i = 0; i < 3; i++) PetscCall(PetscFree(net->big[i]));
-  for (int i = 0; i < 2; i++) PetscCall(PetscFree(net->zbar[i]));
-  PetscCall(PetscFree(net->crn));
-  PetscCall(PetscFree(net->Gh));
-  PetscCall(PetscFree(net->AbarT));
   PetscCall(PetscFree(net->theta));
   net->setupcalled = PETSC_FALSE;
   PetscFunctionReturn(0);
@@ -315,6 +288,31 @@ PetscErrorCode ICNNSetComputeValue(ICNN net, PetscBool value)
   PetscFunctionReturn(0);
 }
 
+/*
+  ICNNSetPrecision - the precision of the training pass (ICNNGradient, ICNNGradientFirstOrder) and
+  of ICNNPush: ICNN_PRECISION_SINGLE runs forward, Hessian, Cholesky and the reverse sweep in
+  float32 (SGEMM), with the parameters, the seeds, log det and the gradient handed back in double
+  (mixed precision); ICNN_PRECISION_DOUBLE (the default) runs everything in double. ICNNEvaluate is
+  double in either case.
+
+  Logically Collective
+*/
+PetscErrorCode ICNNSetPrecision(ICNN net, ICNNPrecision precision)
+{
+  PetscFunctionBegin;
+  PetscCheck(precision == ICNN_PRECISION_DOUBLE || precision == ICNN_PRECISION_SINGLE, net->comm, PETSC_ERR_ARG_OUTOFRANGE, "-icnn_precision: unknown precision %d", (int)precision);
+  net->precision = precision;
+  if (net->setupcalled && precision == ICNN_PRECISION_SINGLE && !net->ws) PetscCall(icnn_work_create_s(net, net->theta, &net->ws));
+  PetscFunctionReturn(0);
+}
+
+PetscErrorCode ICNNGetPrecision(ICNN net, ICNNPrecision *precision)
+{
+  PetscFunctionBegin;
+  *precision = net->precision;
+  PetscFunctionReturn(0);
+}
+
 /* ICNNSetUseNaiveKernels - plain loops instead of BLAS (for testing the BLAS path). */
 PetscErrorCode ICNNSetUseNaiveKernels(ICNN net, PetscBool naive)
 {
@@ -330,6 +328,8 @@ PetscErrorCode ICNNSetUseNaiveKernels(ICNN net, PetscBool naive)
     -icnn_rank r                rank of the quadratic layers (default 5)
     -icnn_strong_convexity s    s in psi = w.z_L + s/2 |x|^2 (default 1e-6)
     -icnn_chunk c               points per batched kernel call (default 64)
+    -icnn_precision double|single  precision of the training pass and of the pushes of
+                                minibatches (default double); densities are always double
     -icnn_naive_kernels         plain loops instead of BLAS (testing)
     -icnn_test_gradient         finite-difference check of MATH.md sec. 4 at the first evaluation
 
@@ -338,8 +338,9 @@ PetscErrorCode ICNNSetUseNaiveKernels(ICNN net, PetscBool naive)
 PetscErrorCode ICNNSetFromOptions(ICNN net)
 {
   PetscInt  dim = net->dim, nl = ICNN_MAX_LAYERS, widths[ICNN_MAX_LAYERS], rank = net->rank, chunk = net->chunk;
-  PetscReal s = net->s;
-  PetscBool set_w, set;
+  PetscReal     s         = net->s;
+  ICNNPrecision precision = net->precision;
+  PetscBool     set_w, set;
 
   PetscFunctionBegin;
   for (PetscInt l = 0; l < net->nlayers; l++) widths[l] = net->widths[l];
@@ -349,6 +350,7 @@ PetscErrorCode ICNNSetFromOptions(ICNN net)
   PetscCall(PetscOptionsInt("-icnn_rank", "Rank r of the quadratic layers", "ICNNSetShape", rank, &rank, NULL));
   PetscCall(PetscOptionsReal("-icnn_strong_convexity", "Strong convexity s", "ICNNSetStrongConvexity", s, &s, NULL));
   PetscCall(PetscOptionsInt("-icnn_chunk", "Points per batched kernel call", "ICNNSetChunkSize", chunk, &chunk, NULL));
+  PetscCall(PetscOptionsEnum("-icnn_precision", "Precision of the training pass and the minibatch pushes", "ICNNSetPrecision", ICNNPrecisions, (PetscEnum)precision, (PetscEnum *)&precision, NULL));
   PetscCall(PetscOptionsBool("-icnn_naive_kernels", "Plain loops instead of BLAS (testing)", "ICNNSetUseNaiveKernels", net->naive, &net->naive, NULL));
   PetscCall(PetscOptionsBool("-icnn_test_gradient", "Finite-difference check of the derivatives at the first evaluation", "ICNNTestGradient", net->test_gradient, &net->test_gradient, &set));
   PetscOptionsEnd();
@@ -356,6 +358,7 @@ PetscErrorCode ICNNSetFromOptions(ICNN net)
   if (dim != net->dim || rank != net->rank || nl != net->nlayers || set_w) PetscCall(ICNNSetShape(net, dim, nl, widths, rank));
   PetscCall(ICNNSetStrongConvexity(net, s));
   PetscCall(ICNNSetChunkSize(net, chunk));
+  PetscCall(ICNNSetPrecision(net, precision));
   PetscFunctionReturn(0);
 }
 
@@ -401,36 +404,15 @@ static void icnn_layout(ICNN net)
 */
 PetscErrorCode ICNNSetUp(ICNN net)
 {
-  PetscInt c = net->chunk, D = net->dim, r = net->rank, maxn = 0;
+  PetscInt c = net->chunk, D = net->dim;
 
   PetscFunctionBegin;
   if (net->setupcalled) PetscFunctionReturn(0);
   PetscCall(icnn_check_shape(net));
   icnn_layout(net);
   PetscCall(PetscCalloc1(net->nparams, &net->theta));
-  for (PetscInt l = 0; l < net->nlayers; l++) {
-    ICNNLayerWork *w = &net->lw[l];
-    PetscInt       n = net->widths[l];
-    maxn             = PetscMax(maxn, n);
-    PetscCall(PetscMalloc1(c * r * n, &w->P));
-    PetscCall(PetscMalloc1(c * n, &w->z));
-    PetscCall(PetscMalloc1(c * n, &w->s1));
-    PetscCall(PetscMalloc1(c * n, &w->g));
-    PetscCall(PetscMalloc1(c * n, &w->delta));
-    PetscCall(PetscMalloc1(c * n, &w->gbar));
-    PetscCall(PetscMalloc1(c * n, &w->abar));
-    PetscCall(PetscMalloc1(c * n, &w->dbar));
-    PetscCall(PetscMalloc1(c * r * n, &w->Pbar));
-    PetscCall(PetscMalloc1(n * D * D, &w->M));
-    PetscCall(PetscMalloc1(n * r * D, &w->At));
-    PetscCall(PetscMalloc1(n * c * D, &w->Jq));
-    /* layer 0 has no activation: J_0 = Jz_0 = Jq_0; the top layer needs no Jz */
-    if (l == 0) w->J = w->Jq;
-    else PetscCall(PetscMalloc1(n * c * D, &w->J));
-    if (l == 0) w->Jz = w->Jq;
-    else if (l < net->nlayers - 1) PetscCall(PetscMalloc1(n * c * D, &w->Jz));
-    else w->Jz = NULL;
-  }
+  PetscCall(icnn_work_create_d(net, net->theta, &net->wd));
+  if (net->precision == ICNN_PRECISION_SINGLE) PetscCall(icnn_work_create_s(net, net->theta, &net->ws));
   PetscCall(PetscMalloc1(c, &net->psi));
   PetscCall(PetscMalloc1(c * D, &net->y));
   PetscCall(PetscMalloc1(c * D * D, &net->H));
@@ -439,11 +421,6 @@ PetscErrorCode ICNNSetUp(ICNN net)
   PetscCall(PetscMalloc1(c, &net->psibar));
   PetscCall(PetscMalloc1(c * D, &net->ybar));
   PetscCall(PetscMalloc1(c * D * D, &net->Hbar));
-  for (int i = 0; i < 3; i++) PetscCall(PetscMalloc1(maxn * c * D, &net->big[i]));
-  for (int i = 0; i < 2; i++) PetscCall(PetscMalloc1(c * maxn, &net->zbar[i]));
-  PetscCall(PetscMalloc1(c * r * maxn, &net->crn));
-  PetscCall(PetscMalloc1(maxn * D * D, &net->Gh));
-  PetscCall(PetscMalloc1(maxn * r * D, &net->AbarT));
   net->setupcalled = PETSC_TRUE;
   PetscFunctionReturn(0);
 }
@@ -460,7 +437,7 @@ PetscErrorCode ICNNView(ICNN net, PetscViewer viewer)
   PetscCall(ICNNSetUp(net));
   PetscCall(PetscViewerASCIIPrintf(viewer, "DenseICNN: D = %" PetscInt_FMT ", widths", net->dim));
   for (PetscInt l = 0; l < net->nlayers; l++) PetscCall(PetscViewerASCIIPrintf(viewer, "%s%" PetscInt_FMT, l ? "," : " ", net->widths[l]));
-  PetscCall(PetscViewerASCIIPrintf(viewer, ", rank %" PetscInt_FMT ", softplus, strong convexity %g, chunk %" PetscInt_FMT ", %" PetscInt_FMT " parameters%s\n", net->rank, (double)net->s, net->chunk, net->nparams, net->naive ? " (naive kernels)" : ""));
+  PetscCall(PetscViewerASCIIPrintf(viewer, ", rank %" PetscInt_FMT ", softplus, strong convexity %g, chunk %" PetscInt_FMT ", %" PetscInt_FMT " parameters, training in %s precision%s\n", net->rank, (double)net->s, net->chunk, net->nparams, ICNNPrecisions[net->precision], net->naive ? " (naive kernels)" : ""));
   PetscFunctionReturn(0);
 }
 
@@ -550,336 +527,6 @@ PetscErrorCode ICNNConvexify(ICNN net)
   PetscFunctionReturn(0);
 }
 
-/* ---------------------------------------------------------------- kernels */
-
-/* Forward and backward pass for c points (MATH.md secs 2-3): fills P, z, s1, g, delta of every
-   layer, psi [c] and y = grad psi [c][D]. x [c][D]. With psi = NULL the last layer's softplus,
-   which only psi uses, is skipped (its z then holds the pre-activation): a push needs y alone. */
-static PetscErrorCode icnn_forward(ICNN net, PetscInt c, const PetscReal *x, PetscReal *psi, PetscReal *y)
-{
-  const PetscInt   D = net->dim, r = net->rank, L = net->nlayers;
-  const PetscReal *th = net->theta, *w = th + net->offw;
-
-  PetscFunctionBegin;
-  for (PetscInt l = 0; l < L; l++) {
-    ICNNLayerWork *lw = &net->lw[l];
-    PetscInt       n = net->widths[l], rn = r * n;
-    /* P = X A_l: (c x D)(D x rn); a = X W^T (+ z_{l-1} U^T): (c x D)(D x n) (+ (c x m)(m x n)) */
-    PetscCall(icnn_gemm(net, PETSC_FALSE, PETSC_FALSE, c, rn, D, 1, x, D, th + net->offA[l], rn, 0, lw->P, rn));
-    PetscCall(icnn_gemm(net, PETSC_FALSE, PETSC_TRUE, c, n, D, 1, x, D, th + net->offW[l], D, 0, lw->z, n));
-    if (l) PetscCall(icnn_gemm(net, PETSC_FALSE, PETSC_TRUE, c, n, net->widths[l - 1], 1, net->lw[l - 1].z, net->widths[l - 1], th + net->offU[l], net->widths[l - 1], 1, lw->z, n));
-    for (PetscInt b = 0; b < c; b++) {
-      const PetscReal *Pb = lw->P + b * rn, *bias = th + net->offb[l];
-      PetscReal       *a = lw->z + b * n, *s1 = lw->s1 + b * n;
-      for (PetscInt j = 0; j < n; j++) a[j] += bias[j];
-      for (PetscInt s = 0; s < r; s++)
-        for (PetscInt j = 0; j < n; j++) a[j] += Pb[s * n + j] * Pb[s * n + j];
-      if (l == 0) { /* layer 1 has no activation */
-        for (PetscInt j = 0; j < n; j++) s1[j] = 1;
-      } else if (!psi && l == L - 1) {
-        for (PetscInt j = 0; j < n; j++) s1[j] = logistic(a[j]);
-      } else {
-        for (PetscInt j = 0; j < n; j++) softplus_logistic(a[j], &a[j], &s1[j]);
-      }
-    }
-  }
-  /* psi = z_L . w + s/2 |x|^2; backward: delta_L = w, g = delta sigma'(a), delta_{l-1} = g U_l */
-  {
-    PetscInt       n  = net->widths[L - 1];
-    ICNNLayerWork *lw = &net->lw[L - 1];
-    for (PetscInt b = 0; b < c; b++) {
-      PetscReal v = 0, xx = 0;
-      if (psi) {
-        for (PetscInt j = 0; j < n; j++) v += lw->z[b * n + j] * w[j];
-        for (PetscInt d = 0; d < D; d++) xx += x[b * D + d] * x[b * D + d];
-        psi[b] = v + 0.5 * net->s * xx;
-      }
-      for (PetscInt j = 0; j < n; j++) lw->delta[b * n + j] = w[j];
-    }
-  }
-  for (PetscInt l = L - 1; l >= 0; l--) {
-    ICNNLayerWork *lw = &net->lw[l];
-    PetscInt       n  = net->widths[l];
-    for (PetscInt i = 0; i < c * n; i++) lw->g[i] = lw->delta[i] * lw->s1[i];
-    if (l) PetscCall(icnn_gemm(net, PETSC_FALSE, PETSC_FALSE, c, net->widths[l - 1], n, 1, lw->g, n, th + net->offU[l], net->widths[l - 1], 0, net->lw[l - 1].delta, net->widths[l - 1]));
-  }
-  /* y = s x + sum_l Jq_l^T g_l = s x + sum_l (g_l W_l + 2 (P o g)_l A_l^T)  (sec. 3) */
-  for (PetscInt i = 0; i < c * D; i++) y[i] = net->s * x[i];
-  for (PetscInt l = 0; l < L; l++) {
-    ICNNLayerWork *lw = &net->lw[l];
-    PetscInt       n = net->widths[l], rn = r * n;
-    for (PetscInt b = 0; b < c; b++)
-      for (PetscInt s = 0; s < r; s++)
-        for (PetscInt j = 0; j < n; j++) net->crn[b * rn + s * n + j] = lw->P[b * rn + s * n + j] * lw->g[b * n + j];
-    PetscCall(icnn_gemm(net, PETSC_FALSE, PETSC_FALSE, c, D, n, 1, lw->g, n, th + net->offW[l], D, 1, y, D));
-    PetscCall(icnn_gemm(net, PETSC_FALSE, PETSC_TRUE, c, D, rn, 2, net->crn, rn, th + net->offA[l], rn, 1, y, D));
-  }
-  PetscFunctionReturn(0);
-}
-
-/* Quantities of theta alone used by the Hessian and the sweep: At[j][s][d] = A[d][s][j] and
-   M[j] = sum_s A[:,s,j] A[:,s,j]^T (D x D) of every layer (MATH.md sec. 3). */
-static void icnn_theta_tables(ICNN net)
-{
-  const PetscInt D = net->dim, r = net->rank;
-  for (PetscInt l = 0; l < net->nlayers; l++) {
-    ICNNLayerWork   *lw = &net->lw[l];
-    PetscInt         n  = net->widths[l];
-    const PetscReal *A  = net->theta + net->offA[l];
-    for (PetscInt d = 0; d < D; d++)
-      for (PetscInt s = 0; s < r; s++)
-        for (PetscInt j = 0; j < n; j++) lw->At[(j * r + s) * D + d] = A[(d * r + s) * n + j];
-    for (PetscInt j = 0; j < n; j++) {
-      PetscReal *M = lw->M + j * D * D;
-      for (PetscInt i = 0; i < D * D; i++) M[i] = 0;
-      for (PetscInt s = 0; s < r; s++) {
-        const PetscReal *a = lw->At + (j * r + s) * D;
-        for (PetscInt d1 = 0; d1 < D; d1++)
-          for (PetscInt d2 = 0; d2 < D; d2++) M[d1 * D + d2] += a[d1] * a[d2];
-      }
-    }
-  }
-}
-
-/* The quadratic-layer Jacobians Jq_l = W_l + 2 sum_s diag(P_s) A_s^T [n][c*D] of every layer
-   after icnn_forward (MATH.md sec. 3); the first-order sweep needs them too. */
-static void icnn_jq(ICNN net, PetscInt c)
-{
-  const PetscInt D = net->dim, r = net->rank, cD = c * D;
-  for (PetscInt l = 0; l < net->nlayers; l++) {
-    ICNNLayerWork   *lw = &net->lw[l];
-    PetscInt         n = net->widths[l], rn = r * n;
-    const PetscReal *W = net->theta + net->offW[l];
-    for (PetscInt j = 0; j < n; j++)
-      for (PetscInt b = 0; b < c; b++) {
-        PetscReal *row = lw->Jq + j * cD + b * D;
-        for (PetscInt d = 0; d < D; d++) row[d] = W[j * D + d];
-        for (PetscInt s = 0; s < r; s++) {
-          PetscReal        p = 2 * lw->P[b * rn + s * n + j];
-          const PetscReal *a = lw->At + (j * r + s) * D;
-          for (PetscInt d = 0; d < D; d++) row[d] += p * a[d];
-        }
-      }
-  }
-}
-
-/* Jacobians, Hessian and its Cholesky factor for c points after icnn_forward (MATH.md sec. 3):
-     Jq_l = W_l + 2 sum_s diag(P_s) A_s^T,  J_l = U_l Jz_{l-1} + Jq_l,  Jz_l = diag(sigma') J_l
-     H = s I + sum_l 2 sum_j g_l[j] M_l[j] + sum_{l>=2} J_l^T diag(delta_l sigma''(a_l)) J_l
-   H [c][D][D], L [c][D][D], logdet [c]. start is the global index of the chunk (messages). */
-static PetscErrorCode icnn_hessian(ICNN net, PetscInt start, PetscInt c, PetscReal *H, PetscReal *L, PetscReal *logdet)
-{
-  const PetscInt   D = net->dim, cD = c * D, D2 = D * D;
-  const PetscReal *th = net->theta;
-  PetscReal       *T  = net->big[2];
-
-  PetscFunctionBegin;
-  for (PetscInt i = 0; i < c; i++)
-    for (PetscInt d1 = 0; d1 < D; d1++)
-      for (PetscInt d2 = 0; d2 < D; d2++) H[i * D2 + d1 * D + d2] = d1 == d2 ? net->s : 0;
-  icnn_jq(net, c);
-  for (PetscInt l = 0; l < net->nlayers; l++) {
-    ICNNLayerWork *lw = &net->lw[l];
-    PetscInt       n  = net->widths[l];
-    /* sum_j g_l[j] 2 M_l[j] for all points: (c x n)(n x D^2) */
-    PetscCall(icnn_gemm(net, PETSC_FALSE, PETSC_FALSE, c, D2, n, 2, lw->g, n, lw->M, D2, 1, H, D2));
-    if (l == 0) continue;
-    /* J_l = Jq_l + U_l Jz_{l-1}: (n x m)(m x cD) */
-    PetscCall(PetscArraycpy(lw->J, lw->Jq, n * cD));
-    PetscCall(icnn_gemm(net, PETSC_FALSE, PETSC_FALSE, n, cD, net->widths[l - 1], 1, th + net->offU[l], net->widths[l - 1], net->lw[l - 1].Jz, cD, 1, lw->J, cD));
-    for (PetscInt j = 0; j < n; j++)
-      for (PetscInt b = 0; b < c; b++) {
-        PetscReal        s1 = lw->s1[b * n + j], S = lw->delta[b * n + j] * s1 * (1 - s1);
-        const PetscReal *Jr = lw->J + j * cD + b * D;
-        PetscReal       *Tr = T + j * cD + b * D;
-        for (PetscInt d = 0; d < D; d++) Tr[d] = S * Jr[d];
-        if (lw->Jz) {
-          PetscReal *Zr = lw->Jz + j * cD + b * D;
-          for (PetscInt d = 0; d < D; d++) Zr[d] = s1 * Jr[d];
-        }
-      }
-    /* H_b += J_b^T diag(S_b) J_b, J_b the (n x D) block of point b (leading dimension cD) */
-    for (PetscInt b = 0; b < c; b++) PetscCall(icnn_gemm(net, PETSC_TRUE, PETSC_FALSE, D, D, n, 1, lw->J + b * D, cD, T + b * D, cD, 1, H + b * D2, D));
-  }
-  /* symmetrise (the per-point products round differently in the two triangles), Cholesky */
-  for (PetscInt b = 0; b < c; b++) {
-    PetscReal   *Hb = H + b * D2, *Lb = L + b * D2;
-    PetscBLASInt nD, info;
-    for (PetscInt d1 = 0; d1 < D; d1++)
-      for (PetscInt d2 = 0; d2 < d1; d2++) Hb[d1 * D + d2] = Hb[d2 * D + d1] = 0.5 * (Hb[d1 * D + d2] + Hb[d2 * D + d1]);
-    PetscCall(PetscArraycpy(Lb, Hb, D2));
-    PetscCall(PetscBLASIntCast(D, &nD));
-    PetscCallBLAS("LAPACKpotrf", LAPACKpotrf_("L", &nD, Lb, &nD, &info));
-    PetscCheck(info == 0, PETSC_COMM_SELF, PETSC_ERR_CONV_FAILED, "ICNN: the Hessian at point %" PetscInt_FMT " is not positive definite (Cholesky failed at column %d); the network is not convex (negative U or w?) or its input is not finite", start + b, (int)info);
-    logdet[b] = 0;
-    for (PetscInt d = 0; d < D; d++) logdet[b] += 2 * PetscLogReal(Lb[d * D + d]);
-    PetscCheck(!PetscIsInfOrNanReal(logdet[b]), PETSC_COMM_SELF, PETSC_ERR_FP, "ICNN: log det Hess psi at point %" PetscInt_FMT " is not finite", start + b);
-  }
-  PetscCall(PetscLogFlops(c * (D * D * D / 3.0)));
-  PetscFunctionReturn(0);
-}
-
-/* The reverse sweep of MATH.md sec. 4 for c points after icnn_forward and icnn_hessian, seeds
-   psibar [c], ybar [c][D], Hbar [c][D][D] (symmetric); accumulates into grad (canonical order).
-   With second = PETSC_FALSE, Hbar = 0 is implied (and not read): R1 and R3 vanish, and only Jq
-   is needed from the Hessian pass (icnn_jq). */
-static PetscErrorCode icnn_sweep(ICNN net, PetscInt c, const PetscReal *x, const PetscReal *psibar, const PetscReal *ybar, const PetscReal *Hbar, PetscBool second, PetscReal *grad)
-{
-  const PetscInt   D = net->dim, r = net->rank, cD = c * D, D2 = D * D, L = net->nlayers;
-  const PetscReal *th = net->theta;
-  PetscReal       *Jbar = net->big[0], *Jnext = net->big[1], *K = net->big[2];
-
-  PetscFunctionBegin;
-  for (PetscInt l = 0; l < L; l++) {
-    ICNNLayerWork *lw = &net->lw[l];
-    PetscInt       n  = net->widths[l];
-    PetscCall(PetscArrayzero(lw->gbar, c * n));
-    PetscCall(PetscArrayzero(lw->abar, c * n));
-    PetscCall(PetscArrayzero(lw->dbar, c * n));
-    PetscCall(PetscArrayzero(lw->Pbar, c * r * n));
-  }
-  PetscCall(PetscArrayzero(Jbar, net->widths[L - 1] * cD));
-  /* R1-R4, l = L down to 1; Jbar holds Jbar_l as it arrives from layer l+1 */
-  for (PetscInt l = L - 1; l >= 0; l--) {
-    ICNNLayerWork *lw = &net->lw[l];
-    PetscInt       n = net->widths[l], rn = r * n, m = l ? net->widths[l - 1] : 0;
-    PetscReal     *Abar = grad + net->offA[l], *Wbar = grad + net->offW[l];
-
-    if (!second) { /* Hbar = 0: no R1, no R3, Jbar = 0 */
-      PetscCall(PetscArrayzero(Jbar, n * cD));
-      PetscCall(PetscArrayzero(net->AbarT, n * r * D));
-    }
-    /* R1: gbar += 2 <M_j, Hbar>: (c x D^2)(D^2 x n); Abar[:,s,j] += 4 (sum_b g_bj Hbar_b) A[:,s,j] */
-    if (second) PetscCall(icnn_gemm(net, PETSC_FALSE, PETSC_TRUE, c, n, D2, 2, Hbar, D2, lw->M, D2, 1, lw->gbar, n));
-    if (second) PetscCall(icnn_gemm(net, PETSC_TRUE, PETSC_FALSE, n, D2, c, 1, lw->g, n, Hbar, D2, 0, net->Gh, D2));
-    for (PetscInt j = 0; second && j < n; j++)
-      for (PetscInt s = 0; s < r; s++) {
-        const PetscReal *a  = lw->At + (j * r + s) * D, *G = net->Gh + j * D2;
-        PetscReal       *ab = net->AbarT + (j * r + s) * D;
-        for (PetscInt d1 = 0; d1 < D; d1++) {
-          PetscReal v = 0;
-          for (PetscInt d2 = 0; d2 < D; d2++) v += G[d1 * D + d2] * a[d2];
-          ab[d1] = 4 * v;
-        }
-      }
-    if (l && second) {
-      /* K_b = J_b Hbar_b; Sbar = rowsum(K o J); Jbar += 2 diag(S) K; dbar += Sbar sigma''; abar += Sbar delta sigma''' */
-      for (PetscInt b = 0; b < c; b++) PetscCall(icnn_gemm(net, PETSC_FALSE, PETSC_FALSE, n, D, D, 1, lw->J + b * D, cD, Hbar + b * D2, D, 0, K + b * D, cD));
-      for (PetscInt j = 0; j < n; j++)
-        for (PetscInt b = 0; b < c; b++) {
-          PetscReal        s1 = lw->s1[b * n + j], s2 = s1 * (1 - s1), s3 = s2 * (1 - 2 * s1), dl = lw->delta[b * n + j], S2 = 2 * dl * s2, Sbar = 0;
-          const PetscReal *Kr = K + j * cD + b * D, *Jr = lw->J + j * cD + b * D;
-          PetscReal       *Br = Jbar + j * cD + b * D;
-          for (PetscInt d = 0; d < D; d++) {
-            Sbar += Kr[d] * Jr[d];
-            Br[d] += S2 * Kr[d];
-          }
-          lw->dbar[b * n + j] += Sbar * s2;
-          lw->abar[b * n + j] += Sbar * dl * s3;
-        }
-      /* R3: Ubar += Jbar Jz_{l-1}^T: (n x cD)(cD x m); Jbar_{l-1} = diag(sigma') U^T Jbar (m x n)(n x cD) */
-      PetscCall(icnn_gemm(net, PETSC_FALSE, PETSC_TRUE, n, m, cD, 1, Jbar, cD, net->lw[l - 1].Jz, cD, 1, grad + net->offU[l], m));
-      PetscCall(icnn_gemm(net, PETSC_TRUE, PETSC_FALSE, m, cD, n, 1, th + net->offU[l], m, Jbar, cD, 0, Jnext, cD));
-      if (l - 1 > 0) {
-        ICNNLayerWork *lp = &net->lw[l - 1];
-        for (PetscInt j = 0; j < m; j++)
-          for (PetscInt b = 0; b < c; b++) {
-            PetscReal        s1 = lp->s1[b * m + j], v = 0;
-            const PetscReal *Jr = lp->J + j * cD + b * D;
-            PetscReal       *Zr = Jnext + j * cD + b * D;
-            for (PetscInt d = 0; d < D; d++) {
-              v += Zr[d] * Jr[d];
-              Zr[d] *= s1;
-            }
-            lp->abar[b * m + j] += v * s1 * (1 - s1);
-          }
-      }
-    }
-    /* R2 and R3: Jqbar = Jbar + g ybar^T (in place); gbar += Jq ybar.
-       R4: Wbar += sum_b Jqbar_b; Pbar += 2 <Jqbar_j, A_sj>; Abar[:,s,j] += 2 sum_b P_bsj Jqbar_bj */
-    for (PetscInt j = 0; j < n; j++)
-      for (PetscInt b = 0; b < c; b++) {
-        PetscReal        gj = lw->g[b * n + j], gb = 0;
-        const PetscReal *yb = ybar + b * D, *Jq = lw->Jq + j * cD + b * D;
-        PetscReal       *Q  = Jbar + j * cD + b * D;
-        for (PetscInt d = 0; d < D; d++) {
-          Q[d] += gj * yb[d];
-          gb += Jq[d] * yb[d];
-          Wbar[j * D + d] += Q[d];
-        }
-        lw->gbar[b * n + j] += gb;
-        for (PetscInt s = 0; s < r; s++) {
-          const PetscReal *a  = lw->At + (j * r + s) * D;
-          PetscReal       *ab = net->AbarT + (j * r + s) * D, p2 = 2 * lw->P[b * rn + s * n + j], v = 0;
-          for (PetscInt d = 0; d < D; d++) {
-            v += Q[d] * a[d];
-            ab[d] += p2 * Q[d];
-          }
-          lw->Pbar[b * rn + s * n + j] += 2 * v;
-        }
-      }
-    for (PetscInt d = 0; d < D; d++)
-      for (PetscInt s = 0; s < r; s++)
-        for (PetscInt j = 0; j < n; j++) Abar[(d * r + s) * n + j] += net->AbarT[(j * r + s) * D + d];
-    PetscReal *tmp = Jbar;
-    Jbar           = Jnext;
-    Jnext          = tmp;
-  }
-  /* R5, l = 1 up to L: dbar += gbar sigma'; abar += gbar delta sigma''; then into layer l+1 */
-  for (PetscInt l = 0; l < L; l++) {
-    ICNNLayerWork *lw = &net->lw[l];
-    PetscInt       n  = net->widths[l];
-    for (PetscInt i = 0; i < c * n; i++) {
-      PetscReal s1 = lw->s1[i];
-      lw->dbar[i] += lw->gbar[i] * s1;
-      if (l) lw->abar[i] += lw->gbar[i] * lw->delta[i] * s1 * (1 - s1);
-    }
-    if (l < L - 1) {
-      ICNNLayerWork *ln = &net->lw[l + 1];
-      PetscInt       nn = net->widths[l + 1];
-      /* gbar_{l+1} += dbar_l U^T: (c x n)(n x nn); Ubar_{l+1} += g_{l+1}^T dbar_l: (nn x c)(c x n) */
-      PetscCall(icnn_gemm(net, PETSC_FALSE, PETSC_TRUE, c, nn, n, 1, lw->dbar, n, th + net->offU[l + 1], n, 1, ln->gbar, nn));
-      PetscCall(icnn_gemm(net, PETSC_TRUE, PETSC_FALSE, nn, n, c, 1, ln->g, nn, lw->dbar, n, 1, grad + net->offU[l + 1], n));
-    } else {
-      for (PetscInt b = 0; b < c; b++)
-        for (PetscInt j = 0; j < n; j++) grad[net->offw + j] += lw->dbar[b * n + j];
-    }
-  }
-  /* R6, l = L down to 1, zbar_L = psibar w; wbar += psibar z_L */
-  {
-    PetscInt   n    = net->widths[L - 1];
-    PetscReal *zbar = net->zbar[0];
-    for (PetscInt b = 0; b < c; b++)
-      for (PetscInt j = 0; j < n; j++) {
-        zbar[b * n + j] = psibar[b] * th[net->offw + j];
-        grad[net->offw + j] += psibar[b] * net->lw[L - 1].z[b * n + j];
-      }
-  }
-  for (PetscInt l = L - 1; l >= 0; l--) {
-    ICNNLayerWork *lw = &net->lw[l];
-    PetscInt       n = net->widths[l], rn = r * n;
-    PetscReal     *zbar = net->zbar[(L - 1 - l) % 2], *bbar = grad + net->offb[l];
-    for (PetscInt i = 0; i < c * n; i++) lw->abar[i] += zbar[i] * lw->s1[i];
-    if (l) {
-      PetscInt m = net->widths[l - 1];
-      /* Ubar += abar^T z_{l-1}: (n x c)(c x m); zbar_{l-1} = abar U: (c x n)(n x m) */
-      PetscCall(icnn_gemm(net, PETSC_TRUE, PETSC_FALSE, n, m, c, 1, lw->abar, n, net->lw[l - 1].z, m, 1, grad + net->offU[l], m));
-      PetscCall(icnn_gemm(net, PETSC_FALSE, PETSC_FALSE, c, m, n, 1, lw->abar, n, th + net->offU[l], m, 0, net->zbar[(L - l) % 2], m));
-    }
-    for (PetscInt b = 0; b < c; b++) {
-      const PetscReal *ab = lw->abar + b * n, *Pb = lw->P + b * rn;
-      PetscReal       *Pbarb = lw->Pbar + b * rn;
-      for (PetscInt j = 0; j < n; j++) bbar[j] += ab[j];
-      for (PetscInt s = 0; s < r; s++)
-        for (PetscInt j = 0; j < n; j++) Pbarb[s * n + j] += 2 * Pb[s * n + j] * ab[j];
-    }
-    /* Wbar += abar^T X: (n x c)(c x D); Abar += X^T Pbar: (D x c)(c x rn) */
-    PetscCall(icnn_gemm(net, PETSC_TRUE, PETSC_FALSE, n, D, c, 1, lw->abar, n, x, D, 1, grad + net->offW[l], D));
-    PetscCall(icnn_gemm(net, PETSC_TRUE, PETSC_FALSE, D, rn, c, 1, x, D, lw->Pbar, rn, 1, grad + net->offA[l], rn));
-  }
-  PetscFunctionReturn(0);
-}
-
 /* ---------------------------------------------------------------- public work methods */
 
 /* isfinite() inline: PETSc's PetscIsInfOrNanReal() is a library call per entry */
@@ -899,9 +546,28 @@ static PetscErrorCode icnn_maybe_test_gradient(ICNN net, PetscInt n, const Petsc
   PetscFunctionReturn(0);
 }
 
+/* float <-> double copies of the single-precision path */
+static void icnn_to_float(PetscInt n, const PetscReal *a, float *b)
+{
+  for (PetscInt i = 0; i < n; i++) b[i] = (float)a[i];
+}
+
+static void icnn_to_double(PetscInt n, const float *a, PetscReal *b)
+{
+  for (PetscInt i = 0; i < n; i++) b[i] = a[i];
+}
+
+/* The float copy of theta, made once per call of a work method (once per training iteration):
+   the parameters stay double (Adam updates them in place through ICNNGetParameters). */
+static void icnn_cast_theta(ICNN net)
+{
+  icnn_to_float(net->nparams, net->theta, net->ws->theta);
+}
+
 /*
   ICNNEvaluate - psi, grad psi and, when H or logdet is not NULL, Hess psi and log det for n
-  points (MATH.md secs 2-3), in chunks of -icnn_chunk points.
+  points (MATH.md secs 2-3), in chunks of -icnn_chunk points. Always in double precision, whatever
+  -icnn_precision says: these are the densities and maps users read.
 
   Input: x [n][D]. Output (each may be NULL): psi [n], y [n][D], H [n][D][D], logdet [n].
   A non-finite input or output and a failed Cholesky are errors naming the point.
@@ -916,13 +582,13 @@ PetscErrorCode ICNNEvaluate(ICNN net, PetscInt n, const PetscReal x[], PetscReal
   PetscFunctionBegin;
   PetscCall(ICNNSetUp(net));
   PetscCall(icnn_maybe_test_gradient(net, n, x));
-  if (hess) icnn_theta_tables(net);
+  if (hess) icnn_theta_tables_d(net, net->wd);
   for (PetscInt start = 0; start < n; start += net->chunk) {
     PetscInt         c  = PetscMin(net->chunk, n - start);
     const PetscReal *xc = x + start * D;
     PetscCall(icnn_check_finite("input x", start, c, D, xc));
     PetscCall(PetscLogEventBegin(WGF_Forward, 0, 0, 0, 0));
-    PetscCall(icnn_forward(net, c, xc, psi ? net->psi : NULL, net->y));
+    PetscCall(icnn_forward_d(net, net->wd, c, xc, psi ? net->psi : NULL, net->y));
     PetscCall(PetscLogEventEnd(WGF_Forward, 0, 0, 0, 0));
     if (psi) PetscCall(icnn_check_finite("psi", start, c, 1, net->psi));
     PetscCall(icnn_check_finite("grad psi", start, c, D, net->y));
@@ -930,7 +596,7 @@ PetscErrorCode ICNNEvaluate(ICNN net, PetscInt n, const PetscReal x[], PetscReal
     if (y) PetscCall(PetscArraycpy(y + start * D, net->y, c * D));
     if (!hess) continue;
     PetscCall(PetscLogEventBegin(WGF_Hessian, 0, 0, 0, 0));
-    PetscCall(icnn_hessian(net, start, c, net->H, net->L, net->logdet));
+    PetscCall(icnn_hessian_d(net, net->wd, start, c, net->H, net->L, net->logdet));
     PetscCall(PetscLogEventEnd(WGF_Hessian, 0, 0, 0, 0));
     if (H) PetscCall(PetscArraycpy(H + start * D * D, net->H, c * D * D));
     if (logdet) PetscCall(PetscArraycpy(logdet + start, net->logdet, c));
@@ -938,28 +604,94 @@ PetscErrorCode ICNNEvaluate(ICNN net, PetscInt n, const PetscReal x[], PetscReal
   PetscFunctionReturn(0);
 }
 
+/*
+  ICNNPush - y = grad psi(x) for n points (the map applied to a minibatch), in the precision of
+  -icnn_precision: the training's pushes of samples, where float32 is accurate enough and twice as
+  fast. In double it is ICNNEvaluate(net, n, x, NULL, y, NULL, NULL), the same operations.
+
+  Input: x [n][D]. Output: y [n][D] (may be x: in place). Non-finite values are errors.
+
+  Not Collective
+*/
+PetscErrorCode ICNNPush(ICNN net, PetscInt n, const PetscReal x[], PetscReal y[])
+{
+  const PetscInt D = net->dim;
+
+  PetscFunctionBegin;
+  if (net->precision == ICNN_PRECISION_DOUBLE) {
+    PetscCall(ICNNEvaluate(net, n, x, NULL, y, NULL, NULL));
+    PetscFunctionReturn(0);
+  }
+  PetscCall(ICNNSetUp(net));
+  icnn_cast_theta(net);
+  for (PetscInt start = 0; start < n; start += net->chunk) {
+    PetscInt c = PetscMin(net->chunk, n - start);
+    PetscCall(icnn_check_finite("input x", start, c, D, x + start * D));
+    icnn_to_float(c * D, x + start * D, net->ws->x);
+    PetscCall(PetscLogEventBegin(WGF_Forward, 0, 0, 0, 0));
+    PetscCall(icnn_forward_s(net, net->ws, c, net->ws->x, NULL, net->ws->y));
+    PetscCall(PetscLogEventEnd(WGF_Forward, 0, 0, 0, 0));
+    icnn_to_double(c * D, net->ws->y, y + start * D);
+    PetscCall(icnn_check_finite("grad psi", start, c, D, y + start * D));
+  }
+  PetscFunctionReturn(0);
+}
+
+/* One chunk's forward pass and (second) Hessian or (first order) Jq in the network's precision;
+   leaves psi, y, H, L, logdet of the chunk in the double buffers of the network for the seeds. */
+static PetscErrorCode icnn_chunk_forward(ICNN net, PetscInt start, PetscInt c, const PetscReal *xc, PetscBool second)
+{
+  const PetscInt D = net->dim, D2 = D * D;
+  PetscBool      single = net->precision == ICNN_PRECISION_SINGLE ? PETSC_TRUE : PETSC_FALSE;
+  icnn_work_s   *ws     = net->ws;
+
+  PetscFunctionBegin;
+  PetscCall(PetscLogEventBegin(WGF_Forward, 0, 0, 0, 0));
+  if (single) {
+    icnn_to_float(c * D, xc, ws->x);
+    PetscCall(icnn_forward_s(net, ws, c, ws->x, net->value ? ws->psi : NULL, ws->y));
+    if (net->value) icnn_to_double(c, ws->psi, net->psi);
+    icnn_to_double(c * D, ws->y, net->y);
+  } else PetscCall(icnn_forward_d(net, net->wd, c, xc, net->value ? net->psi : NULL, net->y));
+  PetscCall(PetscLogEventEnd(WGF_Forward, 0, 0, 0, 0));
+  if (net->value) PetscCall(icnn_check_finite("psi", start, c, 1, net->psi));
+  PetscCall(icnn_check_finite("grad psi", start, c, D, net->y));
+  PetscCall(PetscLogEventBegin(WGF_Hessian, 0, 0, 0, 0));
+  if (single && second) {
+    PetscCall(icnn_hessian_s(net, ws, start, c, ws->H, ws->L, net->logdet));
+    icnn_to_double(c * D2, ws->H, net->H);
+    icnn_to_double(c * D2, ws->L, net->L);
+  } else if (single) icnn_jq_s(net, ws, c);
+  else if (second) PetscCall(icnn_hessian_d(net, net->wd, start, c, net->H, net->L, net->logdet));
+  else icnn_jq_d(net, net->wd, c);
+  PetscCall(PetscLogEventEnd(WGF_Hessian, 0, 0, 0, 0));
+  PetscFunctionReturn(0);
+}
+
 static PetscErrorCode icnn_gradient(ICNN net, PetscInt n, const PetscReal x[], ICNNSeedFn seed, void *ctx, PetscBool second, PetscReal grad[])
 {
   const PetscInt D = net->dim, D2 = D * D;
+  PetscBool      single;
+  icnn_work_s   *ws;
 
   PetscFunctionBegin;
   PetscCall(ICNNSetUp(net));
   PetscCheck(seed != NULL, PETSC_COMM_SELF, PETSC_ERR_ARG_NULL, "ICNNGradient: the seed function is NULL");
   PetscCall(icnn_maybe_test_gradient(net, n, x));
-  icnn_theta_tables(net);
+  single = net->precision == ICNN_PRECISION_SINGLE ? PETSC_TRUE : PETSC_FALSE;
+  ws     = net->ws;
+  if (single) {
+    icnn_cast_theta(net);
+    icnn_theta_tables_s(net, ws);
+    PetscCall(PetscArrayzero(ws->grad, net->nparams));
+  } else icnn_theta_tables_d(net, net->wd);
   for (PetscInt start = 0; start < n; start += net->chunk) {
     PetscInt         c  = PetscMin(net->chunk, n - start);
     const PetscReal *xc = x + start * D;
     PetscCall(icnn_check_finite("input x", start, c, D, xc));
-    PetscCall(PetscLogEventBegin(WGF_Forward, 0, 0, 0, 0));
-    PetscCall(icnn_forward(net, c, xc, net->value ? net->psi : NULL, net->y));
-    PetscCall(PetscLogEventEnd(WGF_Forward, 0, 0, 0, 0));
-    if (net->value) PetscCall(icnn_check_finite("psi", start, c, 1, net->psi));
-    PetscCall(icnn_check_finite("grad psi", start, c, D, net->y));
-    PetscCall(PetscLogEventBegin(WGF_Hessian, 0, 0, 0, 0));
-    if (second) PetscCall(icnn_hessian(net, start, c, net->H, net->L, net->logdet));
-    else icnn_jq(net, c);
-    PetscCall(PetscLogEventEnd(WGF_Hessian, 0, 0, 0, 0));
+    PetscCall(icnn_chunk_forward(net, start, c, xc, second));
+    /* the seeds are computed in double from the double copies: O(D^3) per point, small next to
+       the O(n D^2) kernels, and the losses they accumulate stay double */
     PetscCall(seed(ctx, start, c, D, xc, net->value ? net->psi : NULL, net->y, second ? net->H : NULL, second ? net->L : NULL, second ? net->logdet : NULL, net->psibar, net->ybar, second ? net->Hbar : NULL));
     PetscCall(icnn_check_finite("seed psibar", start, c, 1, net->psibar));
     for (PetscInt b = 0; b < c && !net->value; b++) PetscCheck(net->psibar[b] == 0, PETSC_COMM_SELF, PETSC_ERR_ARG_WRONGSTATE, "ICNNGradient: the seed set psibar = %g at point %" PetscInt_FMT " but the network was told not to compute psi (ICNNSetComputeValue)", (double)net->psibar[b], start + b);
@@ -973,9 +705,16 @@ static PetscErrorCode icnn_gradient(ICNN net, PetscInt n, const PetscReal x[], I
       }
     }
     PetscCall(PetscLogEventBegin(WGF_Sweep, 0, 0, 0, 0));
-    PetscCall(icnn_sweep(net, c, xc, net->psibar, net->ybar, net->Hbar, second, grad));
+    if (single) {
+      icnn_to_float(c, net->psibar, ws->psibar);
+      icnn_to_float(c * D, net->ybar, ws->ybar);
+      if (second) icnn_to_float(c * D2, net->Hbar, ws->Hbar);
+      PetscCall(icnn_sweep_s(net, ws, c, ws->x, ws->psibar, ws->ybar, ws->Hbar, second, ws->grad));
+    } else PetscCall(icnn_sweep_d(net, net->wd, c, xc, net->psibar, net->ybar, net->Hbar, second, grad));
     PetscCall(PetscLogEventEnd(WGF_Sweep, 0, 0, 0, 0));
   }
+  if (single)
+    for (PetscInt i = 0; i < net->nparams; i++) grad[i] += ws->grad[i];
   PetscFunctionReturn(0);
 }
 
@@ -1025,6 +764,7 @@ PetscErrorCode ICNNDuplicate(ICNN net, ICNN *dup)
   PetscCall(ICNNSetChunkSize(*dup, net->chunk));
   PetscCall(ICNNSetUseNaiveKernels(*dup, net->naive));
   PetscCall(ICNNSetComputeValue(*dup, net->value));
+  PetscCall(ICNNSetPrecision(*dup, net->precision));
   PetscCall(ICNNSetParameters(*dup, net->theta));
   PetscFunctionReturn(0);
 }

@@ -174,6 +174,102 @@ static PetscErrorCode check_shape(PetscRandom rnd, PetscInt D, PetscInt L, const
   PetscFunctionReturn(0);
 }
 
+/* What a seed function was given, for comparing the two precisions' forward and Hessian passes
+   (which ICNNGradient alone runs in single precision). */
+typedef struct {
+  PetscReal *y, *H, *L, *logdet;
+  JKOCtx     jko;
+} CaptureCtx;
+
+static PetscErrorCode capture_seed(void *ctx, PetscInt start, PetscInt n, PetscInt D, const PetscReal *x, const PetscReal *psi, const PetscReal *y, const PetscReal *H, const PetscReal *L, const PetscReal *logdet, PetscReal *psibar, PetscReal *ybar, PetscReal *Hbar)
+{
+  CaptureCtx *c = (CaptureCtx *)ctx;
+
+  PetscFunctionBegin;
+  PetscCall(PetscArraycpy(c->y + start * D, y, n * D));
+  PetscCall(PetscArraycpy(c->H + start * D * D, H, n * D * D));
+  PetscCall(PetscArraycpy(c->L + start * D * D, L, n * D * D));
+  PetscCall(PetscArraycpy(c->logdet + start, logdet, n));
+  PetscCall(jko_seed(&c->jko, start, n, D, x, psi, y, H, L, logdet, psibar, ybar, Hbar));
+  PetscFunctionReturn(0);
+}
+
+/* -icnn_precision single against double on the same network and points (the second algorithm is
+   the double kernel, itself checked against finite differences above): the push, the forward
+   and Hessian passes as the seeds see them, the JKO gradient; the single kernels' own naive loops
+   and chunkings; and the built-in finite-difference check run on the single-precision sweep.
+   Tolerances: float32 rounding is 6e-8; measured errors on these shapes are 1e-8 to 4e-7 (the FD
+   check included), the bounds are 1e-5, far below the 1e-2 .. 1 a wrong term gives. */
+static PetscErrorCode check_single(PetscRandom rnd, PetscInt D, PetscInt L, const PetscInt *widths, PetscInt r, PetscReal s, PetscInt n)
+{
+  ICNN       net[2];
+  PetscInt   P, D2 = D * D;
+  PetscReal *x, *theta, *y[2], *g[2], err;
+  CaptureCtx cap[2];
+  char       shape[128];
+
+  PetscFunctionBegin;
+  PetscCall(PetscSNPrintf(shape, sizeof(shape), "single: D=%d L=%d widths=%d,%d,.. r=%d s=%g n=%d", (int)D, (int)L, (int)widths[0], (int)(L > 1 ? widths[1] : 0), (int)r, (double)s, (int)n));
+  for (int k = 0; k < 2; k++) {
+    PetscCall(ICNNCreate(PETSC_COMM_SELF, &net[k]));
+    PetscCall(ICNNSetShape(net[k], D, L, widths, r));
+    PetscCall(ICNNSetStrongConvexity(net[k], s));
+    PetscCall(ICNNSetChunkSize(net[k], 3)); /* several chunks, the last one partial */
+    PetscCall(ICNNSetComputeValue(net[k], PETSC_FALSE));
+  }
+  PetscCall(ICNNSetPrecision(net[1], ICNN_PRECISION_SINGLE));
+  PetscCall(ICNNInitialize(net[0], rnd));
+  PetscCall(ICNNGetNumParameters(net[0], &P));
+  PetscCall(ICNNGetParameters(net[0], &theta));
+  PetscCall(ICNNSetParameters(net[1], theta));
+  PetscCall(PetscMalloc1(n * D, &x));
+  for (PetscInt i = 0; i < n * D; i++) PetscCall(PetscRandomGetValueReal(rnd, &x[i]));
+  for (int k = 0; k < 2; k++) {
+    PetscCall(PetscMalloc4(n * D, &y[k], P, &g[k], n * D, &cap[k].y, n, &cap[k].logdet));
+    PetscCall(PetscMalloc2(n * D2, &cap[k].H, n * D2, &cap[k].L));
+    cap[k].jko = (JKOCtx){0.05, 0};
+  }
+
+  /* the push: ICNNPush follows the precision, ICNNEvaluate is double in both */
+  PetscCall(ICNNPush(net[0], n, x, y[0]));
+  PetscCall(ICNNPush(net[1], n, x, y[1]));
+  EXPECT(relerr(n * D, y[1], y[0]) < 1e-5 && relerr(n * D, y[1], y[0]) > 0, "%s: single push vs double %g (0 would mean it did not run in float)", shape, (double)relerr(n * D, y[1], y[0]));
+  PetscCall(ICNNEvaluate(net[1], n, x, NULL, y[1], NULL, NULL));
+  EXPECT(relerr(n * D, y[1], y[0]) == 0, "%s: ICNNEvaluate of a single-precision network is not the double result (%g)", shape, (double)relerr(n * D, y[1], y[0]));
+
+  /* the training pass */
+  for (int k = 0; k < 2; k++) {
+    PetscCall(PetscArrayzero(g[k], P));
+    PetscCall(ICNNGradient(net[k], n, x, capture_seed, &cap[k], g[k]));
+  }
+  EXPECT(relerr(n * D, cap[1].y, cap[0].y) < 1e-5, "%s: grad psi in float vs double %g", shape, (double)relerr(n * D, cap[1].y, cap[0].y));
+  EXPECT(relerr(n * D2, cap[1].H, cap[0].H) < 1e-5, "%s: Hessian in float vs double %g", shape, (double)relerr(n * D2, cap[1].H, cap[0].H));
+  EXPECT(relerr(n * D2, cap[1].L, cap[0].L) < 1e-5, "%s: Cholesky factor in float vs double %g", shape, (double)relerr(n * D2, cap[1].L, cap[0].L));
+  for (PetscInt b = 0; b < n; b++) EXPECT(PetscAbsReal(cap[1].logdet[b] - cap[0].logdet[b]) < 1e-5 * PetscMax(1, PetscAbsReal(cap[0].logdet[b])), "%s: log det of point %d in float %g vs double %g", shape, (int)b, (double)cap[1].logdet[b], (double)cap[0].logdet[b]);
+  EXPECT(PetscAbsReal(cap[1].jko.loss - cap[0].jko.loss) < 1e-5 * PetscMax(1, PetscAbsReal(cap[0].jko.loss)), "%s: JKO loss in float %.10g vs double %.10g", shape, (double)cap[1].jko.loss, (double)cap[0].jko.loss);
+  EXPECT(relerr(P, g[1], g[0]) < 1e-5, "%s: JKO gradient in float vs double %g", shape, (double)relerr(P, g[1], g[0]));
+
+  /* the single kernels' naive loops and one chunk against the single BLAS path */
+  PetscCall(ICNNSetUseNaiveKernels(net[0], PETSC_TRUE));
+  PetscCall(ICNNSetPrecision(net[0], ICNN_PRECISION_SINGLE));
+  PetscCall(ICNNSetChunkSize(net[0], n));
+  PetscCall(PetscArrayzero(g[0], P));
+  PetscCall(ICNNGradient(net[0], n, x, capture_seed, &cap[0], g[0]));
+  EXPECT(relerr(P, g[0], g[1]) < 1e-5, "%s: single naive kernels, one chunk, vs single BLAS %g", shape, (double)relerr(P, g[0], g[1]));
+
+  /* MATH.md sec. 4's finite-difference check with the sweep in float (differences in double) */
+  PetscCall(ICNNTestGradient(net[1], PetscMin(n, 3), x, PETSC_VIEWER_STDOUT_SELF, &err));
+  EXPECT(err < 1e-5, "%s: finite-difference check of the single-precision sweep %g", shape, (double)err);
+
+  for (int k = 0; k < 2; k++) {
+    PetscCall(PetscFree4(y[k], g[k], cap[k].y, cap[k].logdet));
+    PetscCall(PetscFree2(cap[k].H, cap[k].L));
+    PetscCall(ICNNDestroy(&net[k]));
+  }
+  PetscCall(PetscFree(x));
+  PetscFunctionReturn(0);
+}
+
 /* The activations' exp against libm's: within 2 ulp on random points over the whole range, down
    to the subnormals, and at the edges. */
 static PetscErrorCode check_exp(PetscRandom rnd)
@@ -265,6 +361,7 @@ int main(int argc, char **argv)
   PetscCall(PetscRandomSeed(rnd));
   PetscCall(PetscRandomSetInterval(rnd, -1, 1));
   for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) PetscCall(check_shape(rnd, cases[k].D, cases[k].L, cases[k].w, cases[k].r, cases[k].s, cases[k].n));
+  for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) PetscCall(check_single(rnd, cases[k].D, cases[k].L, cases[k].w, cases[k].r, cases[k].s, cases[k].n));
   PetscCall(check_errors(rnd));
   PetscCall(check_exp(rnd));
   PetscCall(PetscRandomDestroy(&rnd));

@@ -13,6 +13,11 @@ typedef struct _p_ICNN *ICNN;
 /* Per-block names of the canonical parameter order (MATH.md sec. 2). */
 typedef enum { ICNN_BLOCK_A, ICNN_BLOCK_W, ICNN_BLOCK_B, ICNN_BLOCK_U, ICNN_BLOCK_WOUT } ICNNBlockType;
 
+/* The precision of the training pass and of ICNNPush (-icnn_precision); ICNNEvaluate is always
+   double. */
+typedef enum { ICNN_PRECISION_DOUBLE, ICNN_PRECISION_SINGLE } ICNNPrecision;
+extern const char *const ICNNPrecisions[];
+
 typedef struct {
   ICNNBlockType type;
   PetscInt      layer;  /* 1-based hidden layer; 0 for the output weights w */
@@ -46,6 +51,8 @@ PetscErrorCode ICNNSetChunkSize(ICNN, PetscInt);
 PetscErrorCode ICNNGetChunkSize(ICNN, PetscInt *);
 PetscErrorCode ICNNSetUseNaiveKernels(ICNN, PetscBool);
 PetscErrorCode ICNNSetComputeValue(ICNN, PetscBool);
+PetscErrorCode ICNNSetPrecision(ICNN, ICNNPrecision);
+PetscErrorCode ICNNGetPrecision(ICNN, ICNNPrecision *);
 PetscErrorCode ICNNSetFromOptions(ICNN);
 PetscErrorCode ICNNSetUp(ICNN);
 PetscErrorCode ICNNView(ICNN, PetscViewer);
@@ -58,6 +65,7 @@ PetscErrorCode ICNNInitialize(ICNN, PetscRandom);
 PetscErrorCode ICNNConvexify(ICNN);
 
 PetscErrorCode ICNNEvaluate(ICNN, PetscInt, const PetscReal[], PetscReal[], PetscReal[], PetscReal[], PetscReal[]);
+PetscErrorCode ICNNPush(ICNN, PetscInt, const PetscReal[], PetscReal[]);
 PetscErrorCode ICNNGradient(ICNN, PetscInt, const PetscReal[], ICNNSeedFn, void *, PetscReal[]);
 PetscErrorCode ICNNGradientFirstOrder(ICNN, PetscInt, const PetscReal[], ICNNSeedFn, void *, PetscReal[]);
 PetscErrorCode ICNNDuplicate(ICNN, ICNN *);
