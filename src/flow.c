@@ -193,6 +193,24 @@ PetscErrorCode FlowPush(Flow flow, PetscInt kfrom, PetscInt kto, PetscInt n, Pet
 }
 
 /*
+  FlowPushSamples - x <- grad psi_kto(... grad psi_{kfrom+1}(x)) for n points x [n][D] in place,
+  without densities, in the precision the maps were trained in (-icnn_precision, ICNNPush): the
+  pushes of the training's minibatches. Everything users read goes through FlowPush (double).
+
+  Not Collective
+*/
+PetscErrorCode FlowPushSamples(Flow flow, PetscInt kfrom, PetscInt kto, PetscInt n, PetscReal x[])
+{
+  PetscFunctionBegin;
+  PetscCheck(kfrom >= 0 && kfrom <= kto && kto <= flow->nmaps, flow->comm, PETSC_ERR_ARG_OUTOFRANGE, "FlowPushSamples: maps %" PetscInt_FMT "..%" PetscInt_FMT " outside the chain of %" PetscInt_FMT, kfrom + 1, kto, flow->nmaps);
+  for (PetscInt i = kfrom + 1; i <= kto; i++) {
+    PetscCall(flow_load(flow, i));
+    PetscCall(ICNNPush(flow->net, n, x, x));
+  }
+  PetscFunctionReturn(0);
+}
+
+/*
   FlowSample - n samples of rho_k: x_0 = rho_0 draws addressed by (seed, purpose, step, iter,
   global indices first ... first + n - 1) (rng.h), pushed through maps 1..k. Outputs: x0 [n][D]
   and logrho [n] = log rho_k(x) may be NULL; x [n][D].

@@ -335,8 +335,11 @@ static PetscErrorCode jko_resident_update(JKO jko, PetscInt k)
   /* block by block, so that pushing step by step and drawing afresh through maps 1..k (after a
      restart) do the same operations on the same blocks: the same numbers, bit for bit */
   for (PetscInt it = 0; it < jko->iters; it++) {
-    if (jko->res_step >= 0 && jko->res_step < k) PetscCall(FlowPush(jko->flow, jko->res_step, k, jko->n, jko->res_x + it * nd, NULL));
-    else PetscCall(FlowSample(jko->flow, k, jko->seed, RNG_POOL, 0, 0, it * jko->batch + jko->start, jko->n, NULL, jko->res_x + it * nd, NULL));
+    if (jko->res_step >= 0 && jko->res_step < k) PetscCall(FlowPushSamples(jko->flow, jko->res_step, k, jko->n, jko->res_x + it * nd));
+    else {
+      PetscCall(FlowSample(jko->flow, 0, jko->seed, RNG_POOL, 0, 0, it * jko->batch + jko->start, jko->n, NULL, jko->res_x + it * nd, NULL));
+      PetscCall(FlowPushSamples(jko->flow, 0, k, jko->n, jko->res_x + it * nd));
+    }
   }
   jko->res_step = k;
   /* a new order of the blocks for every step (Fisher-Yates, keyed by seed and step, so the same on
@@ -364,7 +367,8 @@ static PetscErrorCode jko_minibatch(JKO jko, RNGPurpose purpose, PetscInt k, Pet
     PetscFunctionReturn(0);
   }
   PetscCall(PetscLogEventBegin(WGF_Sample, 0, 0, 0, 0));
-  PetscCall(FlowSample(jko->flow, k, jko->seed, purpose, (uint32_t)step, (uint32_t)it, jko->start, jko->n, NULL, jko->x, NULL));
+  PetscCall(FlowSample(jko->flow, 0, jko->seed, purpose, (uint32_t)step, (uint32_t)it, jko->start, jko->n, NULL, jko->x, NULL));
+  PetscCall(FlowPushSamples(jko->flow, 0, k, jko->n, jko->x));
   PetscCall(PetscLogEventEnd(WGF_Sample, 0, 0, 0, 0));
   *x = jko->x;
   PetscFunctionReturn(0);
@@ -615,6 +619,11 @@ PetscErrorCode JKOWriteConfig(JKO jko, hid_t group)
   JKO_ATTR("jko_pretrain_tol", "%.17g", (double)jko->pre_tol);
   JKO_ATTR("jko_resident", "%d", (int)jko->resident);
   JKO_ATTR("seed", "%u", (unsigned)jko->seed);
+  {
+    ICNNPrecision p;
+    PetscCall(ICNNGetPrecision(jko->net, &p));
+    JKO_ATTR("icnn_precision", "%s", ICNNPrecisions[p]);
+  }
 #undef JKO_ATTR
   {
     char sched[1024] = "";

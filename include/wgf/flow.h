@@ -20,6 +20,7 @@ PetscErrorCode FlowAddMap(Flow, const PetscReal[]);
 PetscErrorCode FlowGetNumMaps(Flow, PetscInt *);
 PetscErrorCode FlowGetMap(Flow, PetscInt, const PetscReal **);
 PetscErrorCode FlowPush(Flow, PetscInt, PetscInt, PetscInt, PetscReal[], PetscReal[]);
+PetscErrorCode FlowPushSamples(Flow, PetscInt, PetscInt, PetscInt, PetscReal[]);
 PetscErrorCode FlowSample(Flow, PetscInt, uint32_t, RNGPurpose, uint32_t, uint32_t, PetscInt, PetscInt, PetscReal[], PetscReal[], PetscReal[]);
 PetscErrorCode FlowInvertMap(Flow, PetscInt, PetscInt, const PetscReal[], PetscReal[], PetscReal[], PetscBool[]);
 PetscErrorCode FlowGetMeasure(Flow, PetscInt, Measure *);

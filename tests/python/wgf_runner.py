@@ -36,6 +36,9 @@ def parse_args(doc, with_eval=False, seed=0):
     parser.add_argument("--opts", default=TINY_OPTS, help="options file of the tiny protocol (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=seed, help="-seed of the runs (default: %(default)s)")
     parser.add_argument("--extra", default="", help="options added to every run of the protocol, e.g. --extra=-jko_resident")
+    parser.add_argument("--rel-tol", type=float, default=None,
+                        help="relative tolerance of the comparisons across rank counts (default: the script's own; "
+                             "1e-5 for -icnn_precision single, whose float sums round differently per rank count)")
     return parser.parse_args()
 
 
