@@ -2,9 +2,12 @@ static const char help[] = "wgf-bench: times the ICNN training pass (forward wit
                            "and the push x -> grad psi(x) that moves samples along the chain.\n"
                            "  -dim D -widths n1,n2,... -rank r -batch B   the network and the batch (default 16, 256,256, 5, 512)\n"
                            "  -seconds T       time at least T seconds per measurement (default 3)\n"
-                           "  -dgemm_n N       size of the square DGEMM measured for comparison (default 1024)\n"
-                           "Prints samples/s, GFLOP/s of the flop model in this file, and that rate as a fraction of the\n"
-                           "DGEMM rate measured in the same run. All ranks run the same work; rank 0 reports the slowest.\n";
+                           "  -gemm_n N        size of the square GEMM measured for comparison (default 1024)\n"
+                           "  -precisions double,single   which training precisions to time (default both; -icnn_precision\n"
+                           "                   is ignored here)\n"
+                           "Prints, per precision, samples/s, GFLOP/s of the flop model in this file, and that rate as a\n"
+                           "fraction of the GEMM rate of the same precision (DGEMM, SGEMM) measured in the same run. All\n"
+                           "ranks run the same work; rank 0 reports the slowest.\n";
 
 #include <wgf/icnn.h>
 #include <petscblaslapack.h>
@@ -93,9 +96,15 @@ typedef struct {
   ICNN       net;
   PetscInt   batch, P;
   PetscReal *x, *grad, *y;
-  PetscInt   dn;
+  PetscInt   gn; /* the reference GEMM is gn x gn x gn */
   PetscReal *a, *b, *c;
+  float     *as, *bs, *cs;
 } Bench;
+
+/* The rates of one precision: calls per second of the GEMM, the training pass and the push. */
+typedef struct {
+  PetscReal gemm, train, push;
+} BenchRates;
 
 static PetscErrorCode run_training(void *ctx)
 {
@@ -112,7 +121,7 @@ static PetscErrorCode run_push(void *ctx)
   Bench *bn = (Bench *)ctx;
 
   PetscFunctionBegin;
-  PetscCall(ICNNEvaluate(bn->net, bn->batch, bn->x, NULL, bn->y, NULL, NULL));
+  PetscCall(ICNNPush(bn->net, bn->batch, bn->x, bn->y));
   PetscFunctionReturn(0);
 }
 
@@ -122,39 +131,85 @@ static PetscErrorCode run_dgemm(void *ctx)
   PetscBLASInt n;
 
   PetscFunctionBegin;
-  PetscCall(PetscBLASIntCast(bn->dn, &n));
+  PetscCall(PetscBLASIntCast(bn->gn, &n));
   PetscCallBLAS("cblas_dgemm", cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0, bn->a, n, bn->b, n, 0.0, bn->c, n));
   PetscFunctionReturn(0);
 }
 
-/* The figures of one run: GFLOP/s of the flop models and their fraction of the DGEMM rate. */
-static PetscErrorCode report(Bench *bn, PetscMPIInt size, PetscReal rate_dgemm, PetscReal rate_train, PetscReal rate_push)
+static PetscErrorCode run_sgemm(void *ctx)
+{
+  Bench       *bn = (Bench *)ctx;
+  PetscBLASInt n;
+
+  PetscFunctionBegin;
+  PetscCall(PetscBLASIntCast(bn->gn, &n));
+  PetscCallBLAS("cblas_sgemm", cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, bn->as, n, bn->bs, n, 0.0f, bn->cs, n));
+  PetscFunctionReturn(0);
+}
+
+/* Times the GEMM, the training pass and the push of one precision. */
+static PetscErrorCode bench_precision(Bench *bn, ICNNPrecision p, PetscReal seconds, BenchRates *rt)
+{
+  PetscFunctionBegin;
+  PetscCall(ICNNSetPrecision(bn->net, p));
+  PetscCall(time_loop(PETSC_COMM_WORLD, seconds, p == ICNN_PRECISION_SINGLE ? run_sgemm : run_dgemm, bn, &rt->gemm));
+  PetscCall(time_loop(PETSC_COMM_WORLD, seconds, run_training, bn, &rt->train));
+  PetscCall(time_loop(PETSC_COMM_WORLD, seconds, run_push, bn, &rt->push));
+  PetscFunctionReturn(0);
+}
+
+/* The figures of one run, one column per precision: GFLOP/s of the flop models and their fraction
+   of the GEMM rate of the same precision. */
+static PetscErrorCode report(Bench *bn, PetscMPIInt size, PetscInt np, const ICNNPrecision *prec, const BenchRates *rt)
 {
   const PetscInt *w;
   PetscInt        D, nl, r;
+  double          fpp, fpush, g[2], t[2], q[2];
 
   PetscFunctionBegin;
   PetscCall(ICNNGetShape(bn->net, &D, &nl, &w, &r));
-  double fpp = flops_per_point(D, nl, w, r);
-  double gdgemm = 2.0 * bn->dn * bn->dn * bn->dn * rate_dgemm / 1e9, gtrain = fpp * bn->batch * rate_train / 1e9;
+  fpp   = flops_per_point(D, nl, w, r);
+  fpush = push_flops_per_point(D, nl, w, r);
   PetscCall(ICNNView(bn->net, NULL));
-  PetscCall(PetscPrintf(PETSC_COMM_WORLD, "ranks %d, batch %" PetscInt_FMT " per rank, flop model %.3f MFLOP per point\n", size, bn->batch, fpp / 1e6));
-  PetscCall(PetscPrintf(PETSC_COMM_WORLD, "DGEMM %" PetscInt_FMT "^3:        %8.2f GFLOP/s per rank\n", bn->dn, gdgemm));
-  PetscCall(PetscPrintf(PETSC_COMM_WORLD, "training pass:      %8.2f GFLOP/s per rank, %.1f samples/s per rank (%.1f in all), %.2f passes/s\n", gtrain, bn->batch * rate_train, size * bn->batch * rate_train, rate_train));
-  PetscCall(PetscPrintf(PETSC_COMM_WORLD, "fraction of DGEMM:  %8.3f\n", gtrain / gdgemm));
-  double gpush = push_flops_per_point(D, nl, w, r) * bn->batch * rate_push / 1e9;
-  PetscCall(PetscPrintf(PETSC_COMM_WORLD, "push (grad psi):    %8.2f GFLOP/s per rank, %.1f samples/s per rank, %.3f of DGEMM\n", gpush, bn->batch * rate_push, gpush / gdgemm));
+  PetscCall(PetscPrintf(PETSC_COMM_WORLD, "ranks %d, batch %" PetscInt_FMT " per rank, %" PetscInt_FMT " parameters, flop model %.3f MFLOP per point (push %.3f)\n", size, bn->batch, bn->P, fpp / 1e6, fpush / 1e6));
+  PetscCall(PetscPrintf(PETSC_COMM_WORLD, "%-34s", "precision"));
+  for (PetscInt i = 0; i < np; i++) PetscCall(PetscPrintf(PETSC_COMM_WORLD, "%14s", ICNNPrecisions[prec[i]]));
+  for (PetscInt i = 0; i < np; i++) {
+    g[i] = 2.0 * bn->gn * bn->gn * bn->gn * rt[i].gemm / 1e9;
+    t[i] = fpp * bn->batch * rt[i].train / 1e9;
+    q[i] = fpush * bn->batch * rt[i].push / 1e9;
+  }
+  PetscCall(PetscPrintf(PETSC_COMM_WORLD, "\n%-34s", "GEMM GFLOP/s per rank"));
+  for (PetscInt i = 0; i < np; i++) PetscCall(PetscPrintf(PETSC_COMM_WORLD, "%14.2f", g[i]));
+  PetscCall(PetscPrintf(PETSC_COMM_WORLD, "\n%-34s", "training pass GFLOP/s per rank"));
+  for (PetscInt i = 0; i < np; i++) PetscCall(PetscPrintf(PETSC_COMM_WORLD, "%14.2f", t[i]));
+  PetscCall(PetscPrintf(PETSC_COMM_WORLD, "\n%-34s", "  fraction of GEMM"));
+  for (PetscInt i = 0; i < np; i++) PetscCall(PetscPrintf(PETSC_COMM_WORLD, "%14.3f", t[i] / g[i]));
+  PetscCall(PetscPrintf(PETSC_COMM_WORLD, "\n%-34s", "  samples/s per rank"));
+  for (PetscInt i = 0; i < np; i++) PetscCall(PetscPrintf(PETSC_COMM_WORLD, "%14.1f", bn->batch * rt[i].train));
+  PetscCall(PetscPrintf(PETSC_COMM_WORLD, "\n%-34s", "  passes/s (iterations/s)"));
+  for (PetscInt i = 0; i < np; i++) PetscCall(PetscPrintf(PETSC_COMM_WORLD, "%14.2f", rt[i].train));
+  PetscCall(PetscPrintf(PETSC_COMM_WORLD, "\n%-34s", "push (grad psi) GFLOP/s per rank"));
+  for (PetscInt i = 0; i < np; i++) PetscCall(PetscPrintf(PETSC_COMM_WORLD, "%14.2f", q[i]));
+  PetscCall(PetscPrintf(PETSC_COMM_WORLD, "\n%-34s", "  fraction of GEMM"));
+  for (PetscInt i = 0; i < np; i++) PetscCall(PetscPrintf(PETSC_COMM_WORLD, "%14.3f", q[i] / g[i]));
+  PetscCall(PetscPrintf(PETSC_COMM_WORLD, "\n%-34s", "  samples/s per rank"));
+  for (PetscInt i = 0; i < np; i++) PetscCall(PetscPrintf(PETSC_COMM_WORLD, "%14.1f", bn->batch * rt[i].push));
+  PetscCall(PetscPrintf(PETSC_COMM_WORLD, "\n"));
+  if (np == 2) PetscCall(PetscPrintf(PETSC_COMM_WORLD, "%s / %s: training %.2fx, push %.2fx, GEMM %.2fx\n", ICNNPrecisions[prec[1]], ICNNPrecisions[prec[0]], t[1] / t[0], q[1] / q[0], g[1] / g[0]));
   PetscFunctionReturn(0);
 }
 
 int main(int argc, char **argv)
 {
-  PetscInt    D = 16, nl = ICNN_MAX_LAYERS, widths[ICNN_MAX_LAYERS] = {256, 256}, r = 5;
-  PetscReal   seconds = 3, rate_train, rate_push, rate_dgemm;
-  PetscBool   set_w;
-  PetscRandom rnd;
-  PetscMPIInt size;
-  Bench       bn = {.batch = 512, .dn = 1024};
+  PetscInt      D = 16, nl = ICNN_MAX_LAYERS, widths[ICNN_MAX_LAYERS] = {256, 256}, r = 5, np = 2;
+  PetscReal     seconds = 3;
+  PetscBool     set_w, set_p;
+  PetscRandom   rnd;
+  PetscMPIInt   size;
+  ICNNPrecision prec[2] = {ICNN_PRECISION_DOUBLE, ICNN_PRECISION_SINGLE};
+  BenchRates    rt[2];
+  Bench         bn = {.batch = 512, .gn = 1024};
 
   PetscCall(PetscInitialize(&argc, &argv, NULL, help));
   PetscCallMPI(MPI_Comm_size(PETSC_COMM_WORLD, &size));
@@ -164,37 +219,40 @@ int main(int argc, char **argv)
   PetscCall(PetscOptionsInt("-rank", "Rank of the quadratic layers", NULL, r, &r, NULL));
   PetscCall(PetscOptionsInt("-batch", "Points per training pass (per rank)", NULL, bn.batch, &bn.batch, NULL));
   PetscCall(PetscOptionsReal("-seconds", "Minimum seconds per measurement", NULL, seconds, &seconds, NULL));
-  PetscCall(PetscOptionsInt("-dgemm_n", "Size of the square reference DGEMM", NULL, bn.dn, &bn.dn, NULL));
+  PetscCall(PetscOptionsInt("-gemm_n", "Size of the square reference GEMM", NULL, bn.gn, &bn.gn, NULL));
+  PetscCall(PetscOptionsEnumArray("-precisions", "Training precisions to time", NULL, ICNNPrecisions, (PetscEnum *)prec, &np, &set_p));
   PetscOptionsEnd();
   if (!set_w) nl = 2;
+  if (!set_p) np = 2;
   PetscCheck(bn.batch >= 1, PETSC_COMM_WORLD, PETSC_ERR_USER_INPUT, "-batch %" PetscInt_FMT " must be >= 1", bn.batch);
-  PetscCheck(bn.dn >= 1, PETSC_COMM_WORLD, PETSC_ERR_USER_INPUT, "-dgemm_n %" PetscInt_FMT " must be >= 1", bn.dn);
+  PetscCheck(bn.gn >= 1, PETSC_COMM_WORLD, PETSC_ERR_USER_INPUT, "-gemm_n %" PetscInt_FMT " must be >= 1", bn.gn);
   PetscCheck(seconds > 0, PETSC_COMM_WORLD, PETSC_ERR_USER_INPUT, "-seconds %g must be > 0", (double)seconds);
+  PetscCheck(np >= 1, PETSC_COMM_WORLD, PETSC_ERR_USER_INPUT, "-precisions: give double, single or both");
 
   PetscCall(ICNNCreate(PETSC_COMM_WORLD, &bn.net));
   PetscCall(ICNNSetShape(bn.net, D, nl, widths, r));
   PetscCall(ICNNSetComputeValue(bn.net, PETSC_FALSE)); /* as in JKO: the seeds do not use psi */
   PetscCall(ICNNSetFromOptions(bn.net));
-  PetscCall(ICNNGetShape(bn.net, &D, &nl, NULL, &r));
+  PetscCall(ICNNGetShape(bn.net, &D, NULL, NULL, NULL));
   PetscCall(PetscRandomCreate(PETSC_COMM_SELF, &rnd));
   PetscCall(PetscRandomSetSeed(rnd, 1));
   PetscCall(PetscRandomSeed(rnd));
   PetscCall(ICNNInitialize(bn.net, rnd));
   PetscCall(ICNNGetNumParameters(bn.net, &bn.P));
   PetscCall(PetscMalloc3(bn.batch * D, &bn.x, bn.P, &bn.grad, bn.batch * D, &bn.y));
+  PetscCall(PetscMalloc3(bn.gn * bn.gn, &bn.a, bn.gn * bn.gn, &bn.b, bn.gn * bn.gn, &bn.c));
+  PetscCall(PetscMalloc3(bn.gn * bn.gn, &bn.as, bn.gn * bn.gn, &bn.bs, bn.gn * bn.gn, &bn.cs));
   PetscCall(PetscRandomSetInterval(rnd, -2, 2));
   for (PetscInt i = 0; i < bn.batch * D; i++) PetscCall(PetscRandomGetValueReal(rnd, &bn.x[i]));
-  PetscCall(PetscMalloc3(bn.dn * bn.dn, &bn.a, bn.dn * bn.dn, &bn.b, bn.dn * bn.dn, &bn.c));
-  for (PetscInt i = 0; i < bn.dn * bn.dn; i++) {
+  for (PetscInt i = 0; i < bn.gn * bn.gn; i++) {
     PetscCall(PetscRandomGetValueReal(rnd, &bn.a[i]));
     PetscCall(PetscRandomGetValueReal(rnd, &bn.b[i]));
+    bn.as[i] = (float)bn.a[i], bn.bs[i] = (float)bn.b[i];
   }
   PetscCall(PetscRandomDestroy(&rnd));
-
-  PetscCall(time_loop(PETSC_COMM_WORLD, seconds, run_dgemm, &bn, &rate_dgemm));
-  PetscCall(time_loop(PETSC_COMM_WORLD, seconds, run_training, &bn, &rate_train));
-  PetscCall(time_loop(PETSC_COMM_WORLD, seconds, run_push, &bn, &rate_push));
-  PetscCall(report(&bn, size, rate_dgemm, rate_train, rate_push));
+  for (PetscInt i = 0; i < np; i++) PetscCall(bench_precision(&bn, prec[i], seconds, &rt[i]));
+  PetscCall(report(&bn, size, np, prec, rt));
+  PetscCall(PetscFree3(bn.as, bn.bs, bn.cs));
   PetscCall(PetscFree3(bn.a, bn.b, bn.c));
   PetscCall(PetscFree3(bn.x, bn.grad, bn.y));
   PetscCall(ICNNDestroy(&bn.net));
