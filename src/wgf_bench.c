@@ -5,11 +5,15 @@ static const char help[] = "wgf-bench: times the ICNN training pass (forward wit
                            "  -gemm_n N        size of the square GEMM measured for comparison (default 1024)\n"
                            "  -precisions double,single   which training precisions to time (default both; -icnn_precision\n"
                            "                   is ignored here)\n"
+                           "  -allreduce_only  time only the gradient's MPI_Allreduce (below), not the passes\n"
                            "Prints, per precision, samples/s, GFLOP/s of the flop model in this file, and that rate as a\n"
                            "fraction of the GEMM rate of the same precision (DGEMM, SGEMM) measured in the same run. All\n"
-                           "ranks run the same work; rank 0 reports the slowest.\n";
+                           "ranks run the same work; rank 0 reports the slowest. On 2 or more ranks it also times the one\n"
+                           "MPI_Allreduce of |theta| + 5 doubles that every training iteration makes (the input of the\n"
+                           "scaling model jobs/bench/scaling_model.py, README \"Past one node\").\n";
 
 #include <wgf/icnn.h>
+#include <wgf/bench_comm.h>
 #include <petscblaslapack.h>
 #include <petsctime.h>
 #include <cblas.h>
@@ -170,7 +174,6 @@ static PetscErrorCode report(Bench *bn, PetscMPIInt size, PetscInt np, const ICN
   PetscCall(ICNNGetShape(bn->net, &D, &nl, &w, &r));
   fpp   = flops_per_point(D, nl, w, r);
   fpush = push_flops_per_point(D, nl, w, r);
-  PetscCall(ICNNView(bn->net, NULL));
   PetscCall(PetscPrintf(PETSC_COMM_WORLD, "ranks %d, batch %" PetscInt_FMT " per rank, %" PetscInt_FMT " parameters, flop model %.3f MFLOP per point (push %.3f)\n", size, bn->batch, bn->P, fpp / 1e6, fpush / 1e6));
   PetscCall(PetscPrintf(PETSC_COMM_WORLD, "%-34s", "precision"));
   for (PetscInt i = 0; i < np; i++) PetscCall(PetscPrintf(PETSC_COMM_WORLD, "%14s", ICNNPrecisions[prec[i]]));
@@ -200,11 +203,26 @@ static PetscErrorCode report(Bench *bn, PetscMPIInt size, PetscInt np, const ICN
   PetscFunctionReturn(0);
 }
 
+/* The gradient's allreduce as jko.c makes it: |theta| + 5 doubles (the gradient, three loss
+   terms, the error and stop flags) summed in place over all ranks. The bus bandwidth is the
+   bytes a ring allreduce moves per rank, 2 (P-1)/P n, over the time (the OSU/NCCL convention). */
+static PetscErrorCode report_allreduce(Bench *bn, PetscMPIInt size, PetscReal seconds)
+{
+  PetscReal t;
+  double    bytes = 8.0 * (bn->P + 5);
+
+  PetscFunctionBegin;
+  PetscCall(WGFBenchAllreduce(PETSC_COMM_WORLD, bn->P + 5, seconds, &t));
+  PetscCall(PetscPrintf(PETSC_COMM_WORLD, "gradient allreduce on %d ranks: %" PetscInt_FMT " doubles (%.3f MB), %.1f us per call, bus bandwidth %.2f GB/s\n", size, bn->P + 5, bytes / 1e6, 1e6 * (double)t,
+                        2.0 * (size - 1) / size * bytes / (double)t / 1e9));
+  PetscFunctionReturn(0);
+}
+
 int main(int argc, char **argv)
 {
   PetscInt      D = 16, nl = ICNN_MAX_LAYERS, widths[ICNN_MAX_LAYERS] = {256, 256}, r = 5, np = 2;
   PetscReal     seconds = 3;
-  PetscBool     set_w, set_p;
+  PetscBool     set_w, set_p, allreduce_only = PETSC_FALSE;
   PetscRandom   rnd;
   PetscMPIInt   size;
   ICNNPrecision prec[2] = {ICNN_PRECISION_DOUBLE, ICNN_PRECISION_SINGLE};
@@ -220,6 +238,7 @@ int main(int argc, char **argv)
   PetscCall(PetscOptionsInt("-batch", "Points per training pass (per rank)", NULL, bn.batch, &bn.batch, NULL));
   PetscCall(PetscOptionsReal("-seconds", "Minimum seconds per measurement", NULL, seconds, &seconds, NULL));
   PetscCall(PetscOptionsInt("-gemm_n", "Size of the square reference GEMM", NULL, bn.gn, &bn.gn, NULL));
+  PetscCall(PetscOptionsBool("-allreduce_only", "Time only the gradient allreduce", NULL, allreduce_only, &allreduce_only, NULL));
   PetscCall(PetscOptionsEnumArray("-precisions", "Training precisions to time", NULL, ICNNPrecisions, (PetscEnum *)prec, &np, &set_p));
   PetscOptionsEnd();
   if (!set_w) nl = 2;
@@ -250,8 +269,12 @@ int main(int argc, char **argv)
     bn.as[i] = (float)bn.a[i], bn.bs[i] = (float)bn.b[i];
   }
   PetscCall(PetscRandomDestroy(&rnd));
-  for (PetscInt i = 0; i < np; i++) PetscCall(bench_precision(&bn, prec[i], seconds, &rt[i]));
-  PetscCall(report(&bn, size, np, prec, rt));
+  PetscCall(ICNNView(bn.net, NULL));
+  if (!allreduce_only) {
+    for (PetscInt i = 0; i < np; i++) PetscCall(bench_precision(&bn, prec[i], seconds, &rt[i]));
+    PetscCall(report(&bn, size, np, prec, rt));
+  }
+  if (size > 1) PetscCall(report_allreduce(&bn, size, seconds));
   PetscCall(PetscFree3(bn.as, bn.bs, bn.cs));
   PetscCall(PetscFree3(bn.a, bn.b, bn.c));
   PetscCall(PetscFree3(bn.x, bn.grad, bn.y));
