@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Paired comparison of wgf runs with the paper's runs on the same Ornstein-Uhlenbeck targets.
 
-    compare_reference.py RUN_DIR... --paper RESULTS_DIR [--t 0.9]
+    compare_reference.py RUN_DIR... --paper RESULTS_DIR [--t 0.9] [--against RUN_DIR...]
 
 Each RUN_DIR is a wgf -out_dir whose problem came from a file written by ou_reference_problems.py
 (its name, ou_d<D>_r<N>.h5, is kept in the checkpoint's /problem "source" attribute and says
@@ -15,6 +15,11 @@ JKO scheme with the same h and steps, no network and no sampling, which is the p
 error that belongs to the time step) and per D: the means and medians of
 both over the same runs, the mean paired difference with its standard error, how many runs
 wgf has lower, and the paper's mean over all of its runs (the figure of paper_results.md).
+
+--against pairs the runs with a second set of wgf runs on the same targets (another precision,
+minibatch mode or network): per D, the means of both over the targets that both have, the mean
+paired difference (first set minus --against) with its standard error, and on how many targets
+the first set is lower.
 """
 
 import argparse
@@ -145,6 +150,7 @@ def main():
     parser.add_argument("runs", nargs="+")
     parser.add_argument("--paper", required=True, help="the reference's results/ou_vary_dim folder")
     parser.add_argument("--t", type=float, default=0.9)
+    parser.add_argument("--against", nargs="+", default=[], help="a second set of wgf runs to pair with the first")
     args = parser.parse_args()
     paper = paper_symkl(args.paper, args.t)
     ours, floor = {}, {}
@@ -168,6 +174,27 @@ def main():
               f"paper mean {b.mean():.4f} (median {np.median(b):.4f}); wgf - paper {d.mean():+.4f} +- {sem:.4f} (s.e.); "
               f"wgf lower on {int((d < 0).sum())} of {len(d)}; floor mean {np.mean([floor[k] for k in keys]):.4f}; "
               f"paper over its {len(allp)} runs: {allp.mean():.4f}")
+    if args.against:
+        compare_sets(ours, args.against, args.t)
+
+
+def compare_sets(ours, against, t):
+    """The paired table of two sets of wgf runs (README: precision and minibatch mode)."""
+    other = {}
+    for run in against:
+        r = our_symkl(run, t)
+        if r:
+            other[r[0]] = r[1]
+    print(f"\nSymKL at t = {t}: the runs against --against, paired by target")
+    print(f"{'D':>3} {'pairs':>5} {'runs mean':>10} {'against mean':>13} {'difference':>11} {'s.e.':>8} {'runs lower':>11}")
+    for dim in sorted({k[0] for k in ours}):
+        keys = [k for k in sorted(ours) if k[0] == dim and k in other]
+        if not keys:
+            continue
+        d = np.array([ours[k] - other[k] for k in keys])
+        sem = d.std(ddof=1) / math.sqrt(len(d)) if len(d) > 1 else math.nan
+        print(f"{dim:3d} {len(keys):5d} {np.mean([ours[k] for k in keys]):10.4f} {np.mean([other[k] for k in keys]):13.4f} "
+              f"{d.mean():+11.4f} {sem:8.4f} {int((d < 0).sum()):>5d} of {len(d)}")
 
 
 if __name__ == "__main__":
