@@ -65,13 +65,6 @@ static inline PetscReal logistic(PetscReal a)
 #define KPOTRF_NAME "LAPACKpotrf"
 #define KOWNIO      0
 #include "icnn_kernels.h"
-#undef KREAL
-#undef KNAME
-#undef KGEMM
-#undef KGEMM_NAME
-#undef KPOTRF
-#undef KPOTRF_NAME
-#undef KOWNIO
 
 #define KREAL       float
 #define KNAME(f)    f##_s
@@ -81,13 +74,6 @@ static inline PetscReal logistic(PetscReal a)
 #define KPOTRF_NAME "spotrf"
 #define KOWNIO      1
 #include "icnn_kernels.h"
-#undef KREAL
-#undef KNAME
-#undef KGEMM
-#undef KGEMM_NAME
-#undef KPOTRF
-#undef KPOTRF_NAME
-#undef KOWNIO
 
 /* ---------------------------------------------------------------- life cycle */
 

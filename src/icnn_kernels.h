@@ -1,6 +1,7 @@
 /* The ICNN kernels in one precision (MATH.md secs 2-4): src/icnn.c includes this file twice, once
    with KREAL = PetscReal (double) and once with KREAL = float, so that the two precisions of
-   -icnn_precision come from ONE source. Before the inclusion the includer defines:
+   -icnn_precision come from ONE source. Before the inclusion the includer defines (and this file
+   undefines at its end):
      KREAL        the working type
      KNAME(f)     f with the precision's suffix (f##_d, f##_s)
      KGEMM        cblas_dgemm or cblas_sgemm, KGEMM_NAME its name for PetscCallBLAS
@@ -487,3 +488,12 @@ static PetscErrorCode KNAME(icnn_sweep)(ICNN net, KNAME(icnn_work) *wk, PetscInt
   }
   PetscFunctionReturn(0);
 }
+
+/* the parameters are per instantiation */
+#undef KREAL
+#undef KNAME
+#undef KGEMM
+#undef KGEMM_NAME
+#undef KPOTRF
+#undef KPOTRF_NAME
+#undef KOWNIO

@@ -171,13 +171,17 @@ def fmt_ms(s):
     return f"{1e3 * s:9.3f}"
 
 
+def one_rank(sh, weak_b, adam_ns):
+    """T_rep, and the one-rank times of an iteration at the global batch and at the weak batch."""
+    t_rep = adam_ns * 1e-9 * sh.params
+    return t_rep, sh.t_compute(sh.B)[0] + t_rep, sh.t_compute(weak_b)[0] + t_rep
+
+
 def shape_table(sh, Ps, weak_b, net, adam_ns, out):
     alpha, beta, gamma = net
-    t_rep = adam_ns * 1e-9 * sh.params
-    tc1, _ = sh.t_compute(sh.B)
-    T1 = tc1 + t_rep
-    tcw, wflag = sh.t_compute(weak_b)
-    Tw1 = tcw + t_rep
+    t_rep, T1, Tw1 = one_rank(sh, weak_b, adam_ns)
+    tc1 = T1 - t_rep
+    wflag = sh.t_compute(weak_b)[1]
     print(f"\n### {sh.name}: |theta| = {sh.params}, allreduce of {sh.params + 5} doubles = {sh.bytes / 1e6:.3f} MB, "
           f"global batch B = {sh.B}, weak scaling at b = {weak_b} per rank", file=out)
     print(f"T(1) = {1e3 * T1:.3f} ms per iteration (training pass {1e3 * tc1:.3f} ms at {sh.B / tc1:.0f} samples/s, "
@@ -223,11 +227,7 @@ def why(sh, P, b, tc, t_rep, ar_parts, T1, strong):
 
 def crossings(sh, weak_b, net, adam_ns, out, Pmax):
     alpha, beta, gamma = net
-    t_rep = adam_ns * 1e-9 * sh.params
-    tc1, _ = sh.t_compute(sh.B)
-    T1 = tc1 + t_rep
-    tcw, _ = sh.t_compute(weak_b)
-    Tw1 = tcw + t_rep
+    t_rep, T1, Tw1 = one_rank(sh, weak_b, adam_ns)
     for mode in ("strong", "weak"):
         for alg in ("ring", "best"):
             hit = None
