@@ -315,7 +315,8 @@ PetscErrorCode ICNNSetUseNaiveKernels(ICNN net, PetscBool naive)
     -icnn_strong_convexity s    s in psi = w.z_L + s/2 |x|^2 (default 1e-6)
     -icnn_chunk c               points per batched kernel call (default 64)
     -icnn_precision double|single  precision of the training pass and of the pushes of
-                                minibatches (default double); densities are always double
+                                minibatches (default double; the JKO solver, wgf, sets single);
+                                densities are always double
     -icnn_naive_kernels         plain loops instead of BLAS (testing)
     -icnn_test_gradient         finite-difference check of MATH.md sec. 4 at the first evaluation
 

@@ -187,6 +187,17 @@ static PetscErrorCode app_restore_options(Run app)
   PetscCall(PetscMalloc1(1 << 16, &all));
   PetscCall(H5IOOpen(app->comm, app->ckpt, &f));
   PetscCall(H5IOReadAttrString(f, app->ckpt, "/config", "options", all, 1 << 16));
+  /* The precision the checkpoint's maps were trained in, unless the command line gives one, so
+     that the continuation computes what the uninterrupted run would have: its /config attribute,
+     or double for a checkpoint from before -icnn_precision (the solver's default then). */
+  PetscCall(PetscOptionsHasName(NULL, NULL, "-icnn_precision", &set));
+  if (!set) {
+    htri_t has;
+    char   prec[16] = "double";
+    PetscCallH5(has = H5Aexists_by_name(f, "/config", "icnn_precision", H5P_DEFAULT));
+    if (has > 0) PetscCall(H5IOReadAttrString(f, app->ckpt, "/config", "icnn_precision", prec, sizeof(prec)));
+    PetscCall(PetscOptionsSetValue(NULL, "-icnn_precision", prec));
+  }
   PetscCall(H5IOClose(&f));
   PetscCall(ProblemTypeFromFile(app->comm, app->ckpt, type, sizeof(type)));
   PetscCall(PetscOptionsGetString(NULL, NULL, "-problem", given, sizeof(given), &set));

@@ -60,7 +60,6 @@ Prints one line per check; exit status 1 on any failure, 0 otherwise.
 
 import os
 import re
-import shlex
 import shutil
 import signal
 import subprocess
@@ -359,7 +358,7 @@ def part_kill(check, args, tmp, ref_long, during_write=False):
     file is seen after ckpt_0002.h5 exists (a checkpoint being written), not right away."""
     tag = "b2" if during_write else "b"
     kdir = os.path.join(tmp, "kill_during_write" if during_write else "kill")
-    opts = ["-options_file", args.opts] + shlex.split(args.extra) + ["-out_dir", kdir, "-seed", str(args.seed)] + with_opts(LONG, jko_steps=6) + ["-ckpt_every_iters", "20"]
+    opts = wr.protocol(args) + ["-out_dir", kdir, "-seed", str(args.seed)] + with_opts(LONG, jko_steps=6) + ["-ckpt_every_iters", "20"]
     proc = start(args, 2, opts, kdir + ".log")
     appeared = wait_for_file(os.path.join(kdir, "ckpt_0002.h5"), proc)
     if appeared and during_write:
@@ -465,7 +464,7 @@ def part_signals(check, args, tmp, ref_long):
     for sig, target in ((signal.SIGTERM, "ranks"), (signal.SIGUSR1, "launcher")):
         sname = signal.Signals(sig).name
         d = os.path.join(tmp, "sig_" + sname.lower())
-        opts = ["-options_file", args.opts] + shlex.split(args.extra) + ["-out_dir", d, "-seed", str(args.seed)] + LONG
+        opts = wr.protocol(args) + ["-out_dir", d, "-seed", str(args.seed)] + LONG
         proc = start(args, 2, opts, os.path.join(tmp, sname + ".log"))
         appeared = wait_for_file(os.path.join(d, "ckpt_0001.h5"), proc)
         sent = []

@@ -108,10 +108,18 @@ def run(args, exe, nranks, options, timeout=TIMEOUT_SECONDS, cwd=None):
     return code, out.decode(errors="replace"), time.time() - t0
 
 
+def protocol(args):
+    """The tiny protocol's options: double precision first (the file or --extra may override it),
+    the options file, then --extra."""
+    return ["-icnn_precision", "double", "-options_file", args.opts] + shlex.split(args.extra)
+
+
 def run_wgf(args, nranks, out_dir, extra=(), seed=None, opts=True, timeout=TIMEOUT_SECONDS):
     """wgf with the tiny protocol (unless opts is False), -out_dir out_dir, -seed (args.seed
-    unless given) and extra options, which come last and so override the protocol's."""
-    options = (["-options_file", args.opts] + shlex.split(args.extra) if opts else []) + ["-out_dir", out_dir]
+    unless given) and extra options, which come last and so override the protocol's. The protocol
+    (protocol()) runs in double precision unless --extra says otherwise: the comparisons of these
+    tests are to rounding."""
+    options = (protocol(args) if opts else []) + ["-out_dir", out_dir]
     options += ["-seed", str(args.seed if seed is None else seed)] + list(extra)
     return run(args, args.wgf, nranks, options, timeout=timeout)
 
