@@ -77,9 +77,9 @@ static PetscErrorCode kde_logdensity(void *ctx, PetscInt n, const PetscReal y[],
   PetscFunctionReturn(0);
 }
 
-/* Samples of the KDE: particle i = floor(u N) (iteration 1 of the stream), plus L z (normals of
-   iteration 0). With own, the particles first ... first + n - 1 themselves instead. */
-static PetscErrorCode kde_sample(void *ctx, uint32_t seed, RNGPurpose purpose, uint32_t step, PetscInt first, PetscInt n, PetscReal x[], PetscReal logp[])
+/* Samples of the KDE: particle i = floor(u N) (iteration 2 iter + 1 of the stream), plus L z
+   (normals of iteration 2 iter). With own, the particles first ... first + n - 1 themselves instead. */
+static PetscErrorCode kde_sample(void *ctx, uint32_t seed, RNGPurpose purpose, uint32_t step, uint32_t iter, PetscInt first, PetscInt n, PetscReal x[], PetscReal logp[])
 {
   KDE       *k = (KDE *)ctx;
   PetscInt   D = k->D;
@@ -93,8 +93,8 @@ static PetscErrorCode kde_sample(void *ctx, uint32_t seed, RNGPurpose purpose, u
     PetscFunctionReturn(0);
   }
   PetscCall(PetscMalloc1(n, &u));
-  PetscCall(RNGUniform(seed, purpose, step, 1, first, n, 1, u));
-  PetscCall(RNGNormal(seed, purpose, step, 0, first, n, D, x));
+  PetscCall(RNGUniform(seed, purpose, step, 2 * iter + 1, first, n, 1, u));
+  PetscCall(RNGNormal(seed, purpose, step, 2 * iter, first, n, D, x));
   PetscCall(GaussianTransform(&k->kernel, n, x, x));
   for (PetscInt b = 0; b < n; b++) {
     PetscInt i = PetscMin((PetscInt)(u[b] * k->N), k->N - 1);
@@ -347,19 +347,17 @@ static PetscErrorCode baseline_write(void *ctx, const char path[])
 PetscErrorCode BaselineSolve(Baseline b)
 {
   PetscInt         D, start, n, nm, ncols, nsub = (PetscInt)PetscFloorReal(b->h / b->dt + 0.5);
-  const PetscReal *mu0, *S0;
   const char      *metrics;
   char             columns[PROBLEM_MAX_COLUMNS + 64];
   PetscReal       *x, *hist, sim = 0;
   Potential        V;
-  Gaussian         g;
   Measure          rho0 = {0};
   PetscLogDouble   t0, t1;
   BaselineOutput   out;
 
   PetscFunctionBegin;
   PetscCall(ProblemView(b->problem, NULL));
-  PetscCall(ProblemGetInitial(b->problem, &D, &mu0, &S0));
+  PetscCall(ProblemGetInitial(b->problem, &D, NULL, NULL));
   PetscCall(ProblemGetPotential(b->problem, &V));
   PetscCall(ProblemGetMetrics(b->problem, &nm, &metrics));
   ncols = 3 + nm;
@@ -368,9 +366,8 @@ PetscErrorCode BaselineSolve(Baseline b)
   PetscCall(WGFSplitRows(b->comm, b->N, &start, &n));
   PetscCall(PetscMalloc2(n * D, &x, (b->steps + 1) * ncols, &hist));
   for (PetscInt i = 0; i < (b->steps + 1) * ncols; i++) hist[i] = NAN;
-  PetscCall(GaussianCreate(D, mu0, S0, &g));
-  PetscCall(MeasureCreateGaussian(&g, &rho0));
-  PetscCall(rho0.sample(rho0.ctx, (uint32_t)b->seed, RNG_BASELINE, 0, start, n, x, NULL));
+  PetscCall(ProblemCreateInitial(b->problem, &rho0));
+  PetscCall(rho0.sample(rho0.ctx, (uint32_t)b->seed, RNG_BASELINE, 0, 0, start, n, x, NULL));
   PetscCall(MeasureDestroy(&rho0));
   for (PetscInt k = 0; k <= b->steps; k++) {
     PetscReal *row = hist + k * ncols;

@@ -1,4 +1,5 @@
 #include <wgf/checkpoint.h>
+#include <wgf/problem.h>
 #include <wgf/h5io.h>
 #include <wgf/util.h>
 #include <wgf/log_events.h>
@@ -554,37 +555,28 @@ PetscErrorCode CheckpointLoadMaps(MPI_Comm comm, const char path[], PetscInt k, 
 
 /*
   CheckpointLoadFlow - the chain of a checkpoint: the shape and map `map` into net (as
-  CheckpointLoadICNN; map 0 = the highest), rho_0 from /problem/mu0 and /problem/S0, and maps
-  1..map into flow.
+  CheckpointLoadICNN; map 0 = the highest), rho_0 from the problem of its /problem group
+  (ProblemLoad, ProblemCreateInitial), and maps 1..map into flow.
 
   Collective
 */
 PetscErrorCode CheckpointLoadFlow(MPI_Comm comm, const char path[], PetscInt map, ICNN net, Flow flow)
 {
-  hid_t      f;
-  PetscInt   D, P, nd;
-  hsize_t    dims[H5IO_MAX_DIMS];
-  PetscReal *mu0, *S0;
-  PetscBool  exists;
+  PetscInt D, P;
+  Problem  problem;
+  Measure  rho0 = {0};
 
   PetscFunctionBegin;
   PetscCall(CheckpointLoadICNN(comm, path, &map, net));
   PetscCall(ICNNGetShape(net, &D, NULL, NULL, NULL));
   PetscCall(ICNNGetNumParameters(net, &P));
-  PetscCall(H5IOOpen(comm, path, &f));
-  PetscCall(H5IOExists(f, "/problem/mu0", &exists));
-  PetscCheck(exists, comm, PETSC_ERR_FILE_UNEXPECTED, "file %s has no /problem/mu0 and /problem/S0 (rho_0), needed for densities", path);
-  PetscCall(H5IOGetDims(f, path, "/problem/mu0", &nd, dims));
-  PetscCheck(nd == 1 && dims[0] == (hsize_t)D, comm, PETSC_ERR_FILE_UNEXPECTED, "file %s: /problem/mu0 must have length %" PetscInt_FMT, path, D);
-  PetscCall(H5IOGetDims(f, path, "/problem/S0", &nd, dims));
-  PetscCheck(nd == 2 && dims[0] == (hsize_t)D && dims[1] == (hsize_t)D, comm, PETSC_ERR_FILE_UNEXPECTED, "file %s: /problem/S0 must be %" PetscInt_FMT " x %" PetscInt_FMT, path, D, D);
-  PetscCall(PetscMalloc2(D, &mu0, D * D, &S0));
-  PetscCall(H5IOReadRows(f, path, "/problem/mu0", 0, D, 1, mu0));
-  PetscCall(H5IOReadRows(f, path, "/problem/S0", 0, D, D, S0));
-  PetscCall(H5IOClose(&f));
-  PetscCall(FlowSetInitialGaussian(flow, D, mu0, S0));
+  PetscCall(ProblemCreate(comm, &problem));
+  PetscCall(ProblemLoad(problem, path));
+  PetscCall(ProblemCreateInitial(problem, &rho0));
+  PetscCall(ProblemDestroy(&problem));
+  PetscCheck(rho0.dim == D, comm, PETSC_ERR_FILE_UNEXPECTED, "file %s: rho_0 of /problem has dimension %" PetscInt_FMT ", the maps %" PetscInt_FMT, path, rho0.dim, D);
+  PetscCall(FlowSetInitial(flow, &rho0));
   PetscCall(FlowSetNetwork(flow, net));
   PetscCall(CheckpointLoadMaps(comm, path, map, P, flow));
-  PetscCall(PetscFree2(mu0, S0));
   PetscFunctionReturn(0);
 }

@@ -8,7 +8,7 @@
 
 struct _p_Flow {
   MPI_Comm   comm;
-  Gaussian   rho0;
+  Measure    rho0;    /* owned; dim 0 until set */
   ICNN       net;     /* the evaluator, owned */
   PetscInt   P;       /* parameters per map */
   PetscInt   nmaps, cap;
@@ -21,7 +21,7 @@ struct _p_Flow {
 };
 
 /*
-  FlowCreate - an empty chain: set rho_0 with FlowSetInitialGaussian() and the shape of the maps
+  FlowCreate - an empty chain: set rho_0 with FlowSetInitial() (or FlowSetInitialGaussian()) and the shape of the maps
   with FlowSetNetwork() before adding maps.
 
   Collective
@@ -45,7 +45,7 @@ PetscErrorCode FlowDestroy(Flow *flow)
 {
   PetscFunctionBegin;
   if (!flow || !*flow) PetscFunctionReturn(0);
-  PetscCall(GaussianDestroy(&(*flow)->rho0));
+  PetscCall(MeasureDestroy(&(*flow)->rho0));
   PetscCall(ICNNDestroy(&(*flow)->net));
   PetscCall(PetscFree((*flow)->maps));
   PetscCall(PetscFree2((*flow)->wy, (*flow)->wld));
@@ -74,20 +74,36 @@ PetscErrorCode FlowSetFromOptions(Flow flow)
   PetscFunctionReturn(0);
 }
 
+/* FlowSetInitial - rho_0 = the measure m (MATH.md sec. 9: a sampler and its log density), taken
+   over: m is zeroed, the flow destroys it. Not Collective. */
+PetscErrorCode FlowSetInitial(Flow flow, Measure *m)
+{
+  PetscFunctionBegin;
+  PetscCheck(m->dim > 0 && m->sample && m->logdensity, flow->comm, PETSC_ERR_ARG_WRONG, "FlowSetInitial: the measure needs a dimension, a sampler and a log density");
+  PetscCall(MeasureDestroy(&flow->rho0));
+  flow->rho0 = *m;
+  PetscCall(PetscMemzero(m, sizeof(*m)));
+  PetscFunctionReturn(0);
+}
+
 /* FlowSetInitialGaussian - rho_0 = N(mu0, S0) (copied). Not Collective. */
 PetscErrorCode FlowSetInitialGaussian(Flow flow, PetscInt dim, const PetscReal mu0[], const PetscReal S0[])
 {
+  Gaussian g;
+  Measure  m;
+
   PetscFunctionBegin;
-  PetscCall(GaussianDestroy(&flow->rho0));
-  PetscCall(GaussianCreate(dim, mu0, S0, &flow->rho0));
+  PetscCall(GaussianCreate(dim, mu0, S0, &g));
+  PetscCall(MeasureCreateGaussian(&g, &m));
+  PetscCall(FlowSetInitial(flow, &m));
   PetscFunctionReturn(0);
 }
 
 /* FlowGetInitial - rho_0 (borrowed). Not Collective. */
-PetscErrorCode FlowGetInitial(Flow flow, const Gaussian **rho0)
+PetscErrorCode FlowGetInitial(Flow flow, const Measure **rho0)
 {
   PetscFunctionBegin;
-  PetscCheck(flow->rho0.dim > 0, flow->comm, PETSC_ERR_ORDER, "FlowSetInitialGaussian() must come before FlowGetInitial()");
+  PetscCheck(flow->rho0.dim > 0, flow->comm, PETSC_ERR_ORDER, "FlowSetInitial() must come before FlowGetInitial()");
   *rho0 = &flow->rho0;
   PetscFunctionReturn(0);
 }
@@ -222,12 +238,9 @@ PetscErrorCode FlowSample(Flow flow, PetscInt k, uint32_t seed, RNGPurpose purpo
   PetscInt D = flow->rho0.dim;
 
   PetscFunctionBegin;
-  PetscCheck(D > 0, flow->comm, PETSC_ERR_ORDER, "FlowSetInitialGaussian() must come before FlowSample()");
-  PetscCall(flow_work(flow, n));
-  PetscCall(RNGNormal(seed, purpose, step, iter, first, n, D, flow->wy));
-  PetscCall(GaussianTransform(&flow->rho0, n, flow->wy, x));
+  PetscCheck(D > 0, flow->comm, PETSC_ERR_ORDER, "FlowSetInitial() must come before FlowSample()");
+  PetscCall(flow->rho0.sample(flow->rho0.ctx, seed, purpose, step, iter, first, n, x, logrho));
   if (x0) PetscCall(PetscArraycpy(x0, x, n * D));
-  if (logrho) PetscCall(GaussianLogDensity(&flow->rho0, n, x, logrho));
   PetscCall(FlowPush(flow, 0, k, n, x, logrho));
   PetscFunctionReturn(0);
 }
@@ -358,7 +371,7 @@ PetscErrorCode FlowLogDensity(Flow flow, PetscInt k, PetscInt n, const PetscReal
     }
     PetscCall(PetscArraycpy(x, xp, n * D));
   }
-  PetscCall(GaussianLogDensity(&flow->rho0, n, x, logrho));
+  PetscCall(flow->rho0.logdensity(flow->rho0.ctx, n, x, logrho, NULL));
   for (PetscInt b = 0; b < n; b++) logrho[b] = converged[b] ? logrho[b] - sum[b] : (PetscReal)NAN;
   PetscCall(PetscFree5(x, xp, ld, sum, ci));
   PetscFunctionReturn(0);
@@ -369,12 +382,12 @@ typedef struct {
   PetscInt k;
 } FlowMeasureCtx;
 
-static PetscErrorCode flow_measure_sample(void *ctx, uint32_t seed, RNGPurpose purpose, uint32_t step, PetscInt first, PetscInt n, PetscReal x[], PetscReal logp[])
+static PetscErrorCode flow_measure_sample(void *ctx, uint32_t seed, RNGPurpose purpose, uint32_t step, uint32_t iter, PetscInt first, PetscInt n, PetscReal x[], PetscReal logp[])
 {
   FlowMeasureCtx *c = (FlowMeasureCtx *)ctx;
 
   PetscFunctionBegin;
-  PetscCall(FlowSample(c->flow, c->k, seed, purpose, step, 0, first, n, NULL, x, logp));
+  PetscCall(FlowSample(c->flow, c->k, seed, purpose, step, iter, first, n, NULL, x, logp));
   PetscFunctionReturn(0);
 }
 

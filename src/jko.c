@@ -214,7 +214,7 @@ PetscErrorCode JKOSetFromOptions(JKO jko)
 */
 PetscErrorCode JKOSetUp(JKO jko)
 {
-  const Gaussian *rho0;
+  const Measure  *rho0;
   const PetscInt *widths;
   PetscInt        nl, rank, chunk, VD;
   PetscRandom     rnd;
@@ -387,6 +387,7 @@ static PetscErrorCode jko_local(JKO jko, PetscBool pretrain, PetscInt k, PetscIn
 
   PetscFunctionBegin;
   PetscCall(jko_minibatch(jko, pretrain ? RNG_PRETRAIN : RNG_BATCH, k, step, it, &x));
+  if (!pretrain) PetscCall(PotentialSetIteration(jko->V, step, it)); /* a stochastic V: this iteration's data */
   PetscCall(PetscArrayzero(jko->grad, jko->P));
   if (pretrain) PetscCall(ICNNGradientFirstOrder(jko->net, jko->n, x, jko_pretrain_seed, &c, jko->grad));
   else PetscCall(ICNNGradient(jko->net, jko->n, x, jko_seed, &c, jko->grad));

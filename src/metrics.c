@@ -417,12 +417,12 @@ PetscErrorCode MeasureDestroy(Measure *m)
   PetscFunctionReturn(0);
 }
 
-static PetscErrorCode gaussian_measure_sample(void *ctx, uint32_t seed, RNGPurpose purpose, uint32_t step, PetscInt first, PetscInt n, PetscReal x[], PetscReal logp[])
+static PetscErrorCode gaussian_measure_sample(void *ctx, uint32_t seed, RNGPurpose purpose, uint32_t step, uint32_t iter, PetscInt first, PetscInt n, PetscReal x[], PetscReal logp[])
 {
   const Gaussian *g = (const Gaussian *)ctx;
 
   PetscFunctionBegin;
-  PetscCall(RNGNormal(seed, purpose, step, 0, first, n, g->dim, x));
+  PetscCall(RNGNormal(seed, purpose, step, iter, first, n, g->dim, x));
   PetscCall(GaussianTransform(g, n, x, x));
   if (logp) PetscCall(GaussianLogDensity(g, n, x, logp));
   PetscFunctionReturn(0);
@@ -448,7 +448,7 @@ static PetscErrorCode gaussian_measure_destroy(void *ctx)
 
 /*
   MeasureCreateGaussian - the measure N(mean, cov) of g: samples mean + chol z with z the standard
-  normals of the stream (seed, purpose, step, iteration 0) at the requested global indices.
+  normals of the stream (seed, purpose, step, iter) at the requested global indices.
 
   Note: g is taken over (its arrays now belong to the measure; g itself is zeroed).
 
@@ -473,9 +473,9 @@ PetscErrorCode MeasureCreateGaussian(const Gaussian *g, Measure *m)
 static PetscErrorCode metrics_compare_local(const Measure *model, const Measure *ref, uint32_t seed, uint32_t step, PetscInt start, PetscInt n, PetscReal *xe, PetscReal *lq, PetscReal *ls, PetscReal *ys, PetscReal *lsy, PetscReal *lqy, PetscBool *conv)
 {
   PetscFunctionBegin;
-  PetscCall(model->sample(model->ctx, seed, RNG_EVAL, step, start, n, xe, lq));
+  PetscCall(model->sample(model->ctx, seed, RNG_EVAL, step, 0, start, n, xe, lq));
   PetscCall(ref->logdensity(ref->ctx, n, xe, ls, NULL));
-  PetscCall(ref->sample(ref->ctx, seed, RNG_TARGET, step, start, n, ys, lsy));
+  PetscCall(ref->sample(ref->ctx, seed, RNG_TARGET, step, 0, start, n, ys, lsy));
   PetscCall(model->logdensity(model->ctx, n, ys, lqy, conv));
   PetscFunctionReturn(0);
 }

@@ -29,6 +29,9 @@ struct _p_Potential {
   PetscReal *mu, *logw; /* [K][D], [K] with log sum_i exp(logw_i) = 0 */
   PetscReal  sigma, logZ; /* logZ = (D/2) log(2 pi sigma^2), the Gaussian normalisation */
 
+  /* shell: the owner's functions */
+  PotentialShellOps shell;
+
   /* workspace grown on demand by PotentialEvaluate: centred points [cap][D] and, when the
      caller does not want the gradient, its own gradient block [cap][D]; the mixture's K logits */
   PetscInt   cap;
@@ -151,6 +154,37 @@ PetscErrorCode PotentialCreateMixture(MPI_Comm comm, PetscInt D, PetscInt K, con
 }
 
 /*
+  PotentialCreateShell - a potential whose value and gradient come from ops (copied; ops->ctx is
+  owned by the potential from now on and freed by ops->destroy), in dimension D >= 1: the
+  extension point of the problem types (src/problems/), e.g. the stochastic potential of the
+  posterior. PotentialEvaluate still checks its inputs and outputs for non-finite numbers.
+
+  Collective
+*/
+PetscErrorCode PotentialCreateShell(MPI_Comm comm, PetscInt D, const PotentialShellOps *ops, Potential *V)
+{
+  PetscFunctionBegin;
+  PetscCheck(V != NULL && ops != NULL && ops->evaluate != NULL, comm, PETSC_ERR_ARG_NULL, "PotentialCreateShell: output pointer, ops or ops->evaluate is NULL");
+  PetscCheck(D >= 1, comm, PETSC_ERR_ARG_OUTOFRANGE, "PotentialCreateShell: dimension D = %" PetscInt_FMT " must be >= 1", D);
+  PetscCall(potential_new(comm, POTENTIAL_SHELL, D, V));
+  (*V)->shell = *ops;
+  PetscFunctionReturn(0);
+}
+
+/*
+  PotentialSetIteration - the (step, iteration) of the training the next evaluations belong to.
+  Only a stochastic shell potential uses it (its data minibatch); the others ignore it.
+
+  Not Collective
+*/
+PetscErrorCode PotentialSetIteration(Potential V, PetscInt step, PetscInt iter)
+{
+  PetscFunctionBegin;
+  if (V->type == POTENTIAL_SHELL && V->shell.setiteration) PetscCall(V->shell.setiteration(V->shell.ctx, step, iter));
+  PetscFunctionReturn(0);
+}
+
+/*
   PotentialDestroy - frees the potential; accepts NULL and leaves NULL.
 
   Collective
@@ -159,6 +193,7 @@ PetscErrorCode PotentialDestroy(Potential *V)
 {
   PetscFunctionBegin;
   if (!V || !*V) PetscFunctionReturn(0);
+  if ((*V)->shell.destroy) PetscCall((*V)->shell.destroy((*V)->shell.ctx));
   PetscCall(PetscFree2((*V)->A, (*V)->m));
   PetscCall(PetscFree3((*V)->mu, (*V)->logw, (*V)->logit));
   PetscCall(PetscFree2((*V)->xc, (*V)->gw));
@@ -166,7 +201,7 @@ PetscErrorCode PotentialDestroy(Potential *V)
   PetscFunctionReturn(0);
 }
 
-/* PotentialGetType - POTENTIAL_QUADRATIC or POTENTIAL_MIXTURE. Not Collective */
+/* PotentialGetType - POTENTIAL_QUADRATIC, POTENTIAL_MIXTURE or POTENTIAL_SHELL. Not Collective */
 PetscErrorCode PotentialGetType(Potential V, PotentialType *type)
 {
   PetscFunctionBegin;
@@ -205,7 +240,10 @@ PetscErrorCode PotentialView(Potential V, PetscViewer viewer)
   PetscCall(PetscObjectTypeCompare((PetscObject)viewer, PETSCVIEWERASCII, &isascii));
   if (!isascii) PetscFunctionReturn(0);
   PetscCall(PetscViewerGetFormat(viewer, &format));
-  if (V->type == POTENTIAL_QUADRATIC) {
+  if (V->type == POTENTIAL_SHELL) {
+    if (V->shell.view) PetscCall(V->shell.view(V->shell.ctx, viewer));
+    else PetscCall(PetscViewerASCIIPrintf(viewer, "Potential: shell, D = %" PetscInt_FMT "\n", D));
+  } else if (V->type == POTENTIAL_QUADRATIC) {
     PetscCall(PetscViewerASCIIPrintf(viewer, "Potential: quadratic (Ornstein-Uhlenbeck) 1/2 (x-m)^T A (x-m), D = %" PetscInt_FMT "\n", D));
     if (format == PETSC_VIEWER_ASCII_INFO_DETAIL) {
       PetscCall(PetscViewerASCIIPushTab(viewer));
@@ -340,7 +378,8 @@ PetscErrorCode PotentialEvaluate(Potential V, PetscInt n, const PetscReal x[], P
   PetscCheck(x != NULL, PETSC_COMM_SELF, PETSC_ERR_ARG_NULL, "PotentialEvaluate: points x are NULL");
   PetscCall(potential_check_finite("input x", n, V->dim, x));
   if (!v && !grad) PetscFunctionReturn(0);
-  if (V->type == POTENTIAL_QUADRATIC) PetscCall(potential_quadratic(V, n, x, v, grad));
+  if (V->type == POTENTIAL_SHELL) PetscCall(V->shell.evaluate(V->shell.ctx, n, x, v, grad));
+  else if (V->type == POTENTIAL_QUADRATIC) PetscCall(potential_quadratic(V, n, x, v, grad));
   else {
     potential_mixture(V, n, x, v, grad);
     PetscCall(PetscLogFlops((3.0 * V->K + 2.0 * (grad ? V->K : 0)) * n * V->dim));

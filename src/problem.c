@@ -239,11 +239,13 @@ PetscErrorCode ProblemGetPotential(Problem p, Potential *V)
 {
   PetscFunctionBegin;
   PROBLEM_CHECK_BUILT(p, "ProblemGetPotential");
+  PetscCheck(p->V, p->comm, PETSC_ERR_ORDER, "problem %s%s%s has no potential (it was loaded without its data)", p->type, p->source[0] ? " from " : "", p->source);
   *V = p->V;
   PetscFunctionReturn(0);
 }
 
-/* ProblemGetInitial - D and rho_0 = N(mu0, S0) (borrowed). Not Collective. */
+/* ProblemGetInitial - D and, when rho_0 is a Gaussian, its mu0 and S0 (borrowed; NULL when the
+   type has its own rho_0, see ProblemCreateInitial). Not Collective. */
 PetscErrorCode ProblemGetInitial(Problem p, PetscInt *D, const PetscReal **mu0, const PetscReal **S0)
 {
   PetscFunctionBegin;
@@ -251,6 +253,26 @@ PetscErrorCode ProblemGetInitial(Problem p, PetscInt *D, const PetscReal **mu0, 
   *D = p->dim;
   if (mu0) *mu0 = p->mu0;
   if (S0) *S0 = p->S0;
+  PetscFunctionReturn(0);
+}
+
+/*
+  ProblemCreateInitial - rho_0 as a new measure (MATH.md sec. 9), for the flow to take over
+  (FlowSetInitial) or to be destroyed with MeasureDestroy: N(mu0, S0), or the type's own.
+
+  Not Collective
+*/
+PetscErrorCode ProblemCreateInitial(Problem p, Measure *rho0)
+{
+  Gaussian g;
+
+  PetscFunctionBegin;
+  PROBLEM_CHECK_BUILT(p, "ProblemCreateInitial");
+  if (p->ops.initial) PetscCall(p->ops.initial(p, rho0));
+  else {
+    PetscCall(GaussianCreate(p->dim, p->mu0, p->S0, &g));
+    PetscCall(MeasureCreateGaussian(&g, rho0));
+  }
   PetscFunctionReturn(0);
 }
 
@@ -308,6 +330,10 @@ PetscErrorCode ProblemEvaluate(Problem p, const Measure *model, PetscInt step, P
 PetscErrorCode ProblemMonitor(Problem p, PetscInt step, PetscReal t, const PetscReal m[])
 {
   PetscFunctionBegin;
+  if (p->ops.monitor) {
+    PetscCall(p->ops.monitor(p, step, t, m));
+    PetscFunctionReturn(0);
+  }
   PetscCall(PetscPrintf(p->comm, "step %3" PetscInt_FMT "  t = %.4f  SymKL to %s %.5f  (KL model|%s %.5f, %s|model %.5f)  energy distance %.2e\n", step, (double)t, p->reflong, (double)m[METRICS_SYMKL], p->refname, (double)m[METRICS_KL_MODEL_REF], p->refname, (double)m[METRICS_KL_REF_MODEL], (double)m[METRICS_ENERGY]));
   PetscFunctionReturn(0);
 }

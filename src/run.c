@@ -325,10 +325,10 @@ PetscErrorCode RunCreate(MPI_Comm comm, Run *run)
 PetscErrorCode RunSetFromOptions(Run app)
 {
   PetscMPIInt      size;
-  PetscInt         D, nmetrics;
-  const PetscReal *mu0, *S0;
-  const char      *metrics;
-  Potential        V;
+  PetscInt    nmetrics;
+  const char *metrics;
+  Potential   V;
+  Measure     rho0 = {0};
 
   PetscFunctionBegin;
   PetscCallMPI(MPI_Comm_size(app->comm, &size));
@@ -359,14 +359,14 @@ PetscErrorCode RunSetFromOptions(Run app)
   PetscCall(ProblemCreate(app->comm, &app->problem));
   PetscCall(ProblemSetSeed(app->problem, (uint32_t)app->seed));
   PetscCall(ProblemSetFromOptions(app->problem));
-  PetscCall(ProblemGetInitial(app->problem, &D, &mu0, &S0));
   PetscCall(ProblemGetPotential(app->problem, &V));
   PetscCall(ProblemGetMetrics(app->problem, &nmetrics, &metrics));
   app->ncols = NHEAD + nmetrics + 1;
   PetscCall(PetscSNPrintf(app->columns, sizeof(app->columns), "%s,%s%s%s", hist_head, metrics, nmetrics ? "," : "", hist_tail));
   PetscCall(FlowCreate(app->comm, &app->flow));
   PetscCall(FlowSetFromOptions(app->flow));
-  PetscCall(FlowSetInitialGaussian(app->flow, D, mu0, S0));
+  PetscCall(ProblemCreateInitial(app->problem, &rho0));
+  PetscCall(FlowSetInitial(app->flow, &rho0));
   PetscCall(JKOCreate(app->comm, &app->jko));
   PetscCall(JKOSetFromOptions(app->jko));
   PetscCall(JKOSetFlow(app->jko, app->flow));

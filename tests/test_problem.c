@@ -111,7 +111,7 @@ static PetscErrorCode test_mixture_density_and_sampler(void)
     }
   PetscCall(WGFSplitRows(PETSC_COMM_WORLD, M, &start, &n));
   PetscCall(PetscMalloc1(n * D, &xs));
-  PetscCall(ref.sample(ref.ctx, 7, RNG_TARGET, 3, start, n, xs, NULL));
+  PetscCall(ref.sample(ref.ctx, 7, RNG_TARGET, 3, 0, start, n, xs, NULL));
   for (PetscInt i = 0; i < 12; i++) sm[i] = 0;
   for (PetscInt b = 0; b < n; b++)
     for (PetscInt a = 0; a < D; a++) {
@@ -151,7 +151,7 @@ static PetscErrorCode kl_stderr(const Measure *from, const Measure *other, uint3
   PetscFunctionBegin;
   PetscCall(WGFSplitRows(PETSC_COMM_WORLD, N, &start, &n));
   PetscCall(PetscMalloc3(n * D, &x, n, &la, n, &lb));
-  PetscCall(from->sample(from->ctx, seed, purpose, step, start, n, x, la));
+  PetscCall(from->sample(from->ctx, seed, purpose, step, 0, start, n, x, la));
   PetscCall(other->logdensity(other->ctx, n, x, lb, NULL));
   for (PetscInt b = 0; b < n; b++) {
     s[0] += la[b] - lb[b];

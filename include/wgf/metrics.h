@@ -19,14 +19,14 @@ typedef struct {
 /* A probability measure that can be sampled and whose log density can be evaluated: the model
    of a run (a flow at step k, a KDE of particles) or the reference of a problem's metrics (an exact
    law, a stationary law). sample draws n points x [n][D] with the global indices first ...
-   first + n - 1 of the counter generator's stream (seed, purpose, step), and logp [n] (may be
-   NULL) = log density at them; logdensity gives logp [n] at x [n][D] and, if converged is not
+   first + n - 1 of the counter generator's stream (seed, purpose, step, iter), and logp [n] (may
+   be NULL) = log density at them (-inf outside the support); logdensity gives logp [n] at x [n][D] and, if converged is not
    NULL, whether each value could be computed (an inversion that did not converge: logp NaN).
    Both are local (Not Collective). destroy frees ctx (may be NULL). */
 typedef struct {
   PetscInt dim;
   void    *ctx;
-  PetscErrorCode (*sample)(void *ctx, uint32_t seed, RNGPurpose purpose, uint32_t step, PetscInt first, PetscInt n, PetscReal x[], PetscReal logp[]);
+  PetscErrorCode (*sample)(void *ctx, uint32_t seed, RNGPurpose purpose, uint32_t step, uint32_t iter, PetscInt first, PetscInt n, PetscReal x[], PetscReal logp[]);
   PetscErrorCode (*logdensity)(void *ctx, PetscInt n, const PetscReal x[], PetscReal logp[], PetscBool converged[]);
   PetscErrorCode (*destroy)(void *ctx);
 } Measure;

@@ -32,6 +32,7 @@ PetscErrorCode ProblemWrite(Problem, hid_t);
 PetscErrorCode ProblemView(Problem, PetscViewer);
 PetscErrorCode ProblemGetPotential(Problem, Potential *);
 PetscErrorCode ProblemGetInitial(Problem, PetscInt *, const PetscReal **, const PetscReal **);
+PetscErrorCode ProblemCreateInitial(Problem, Measure *);
 PetscErrorCode ProblemGetMetrics(Problem, PetscInt *, const char **);
 PetscErrorCode ProblemGetReference(Problem, PetscReal, Measure *);
 PetscErrorCode ProblemEvaluate(Problem, const Measure *, PetscInt, PetscReal, PetscInt, PetscReal[]);

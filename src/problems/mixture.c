@@ -172,8 +172,9 @@ static PetscErrorCode mixture_same(Problem a, Problem b, PetscBool *same, const 
 }
 
 /* The stationary mixture as a measure: component i with probability w_i / sum w (a uniform of
-   iteration 1 of the stream), then mu_i + s z (the normals of iteration 0); log density -V. */
-static PetscErrorCode mixture_measure_sample(void *ctx, uint32_t seed, RNGPurpose purpose, uint32_t step, PetscInt first, PetscInt n, PetscReal x[], PetscReal logp[])
+   iteration 2 iter + 1 of the stream), then mu_i + s z (the normals of iteration 2 iter); log
+   density -V. */
+static PetscErrorCode mixture_measure_sample(void *ctx, uint32_t seed, RNGPurpose purpose, uint32_t step, uint32_t iter, PetscInt first, PetscInt n, PetscReal x[], PetscReal logp[])
 {
   Problem      p  = (Problem)ctx;
   MixtureData *mx = (MixtureData *)p->data;
@@ -182,8 +183,8 @@ static PetscErrorCode mixture_measure_sample(void *ctx, uint32_t seed, RNGPurpos
 
   PetscFunctionBegin;
   PetscCall(PetscMalloc1(n, &u));
-  PetscCall(RNGUniform(seed, purpose, step, 1, first, n, 1, u));
-  PetscCall(RNGNormal(seed, purpose, step, 0, first, n, D, x));
+  PetscCall(RNGUniform(seed, purpose, step, 2 * iter + 1, first, n, 1, u));
+  PetscCall(RNGNormal(seed, purpose, step, 2 * iter, first, n, D, x));
   for (PetscInt i = 0; i < K; i++) W += mx->weights[i];
   for (PetscInt b = 0; b < n; b++) {
     PetscInt  c   = K - 1;

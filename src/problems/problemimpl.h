@@ -1,6 +1,7 @@
 /* What a problem type fills in (private to src/problem.c and the files of src/problems). A type's create
    function (ProblemCreate_<name>, registered in list.h) sets ops and data; setfromoptions or load
-   then builds rho_0 = N(mu0, S0), V and the metric columns. */
+   then builds rho_0 (N(mu0, S0), or its own measure through ops.initial), V and the metric
+   columns. */
 #ifndef WGF_PROBLEMIMPL_H
 #define WGF_PROBLEMIMPL_H
 
@@ -20,6 +21,10 @@ typedef struct {
   PetscErrorCode (*reference)(Problem, PetscReal, Measure *);
   /* optional: the type's own metrics, replacing the default comparison with the reference */
   PetscErrorCode (*evaluate)(Problem, const Measure *, PetscInt, PetscReal, PetscInt, PetscReal[]);
+  /* optional: the line that reports them (default: SymKL and the KLs of the default metrics) */
+  PetscErrorCode (*monitor)(Problem, PetscInt, PetscReal, const PetscReal[]);
+  /* optional: a new rho_0 when it is not the Gaussian N(mu0, S0) (MATH.md sec. 9) */
+  PetscErrorCode (*initial)(Problem, Measure *);
   PetscErrorCode (*destroy)(Problem);
 } ProblemOps;
 
@@ -34,8 +39,8 @@ struct _p_Problem {
   PetscBool  unit_beta; /* the type's reference needs beta = 1 (exp(-V) is the stationary law) */
   /* filled by the type */
   PetscInt   dim;
-  PetscReal *mu0, *S0; /* rho_0 = N(mu0, S0): [D], [D][D] */
-  Potential  V;
+  PetscReal *mu0, *S0; /* rho_0 = N(mu0, S0): [D], [D][D]; NULL when ops.initial gives rho_0 */
+  Potential  V;        /* NULL for a problem loaded without its data (a blr checkpoint) */
   PetscInt   nmetrics;
   char       metrics[PROBLEM_MAX_COLUMNS]; /* comma-separated column names */
   char       refname[32], reflong[64];     /* "exact", "the exact solution" */
