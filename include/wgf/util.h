@@ -11,5 +11,6 @@ PetscErrorCode WGFCheckAllRanks(MPI_Comm, PetscErrorCode, const char[]);
 typedef PetscErrorCode (*WGFFileWriter)(void *ctx, const char path[]);
 PetscErrorCode WGFCheckOutputDir(MPI_Comm, const char[], const char[]);
 PetscErrorCode WGFWriteAtomic(MPI_Comm, const char[], const char[], WGFFileWriter, void *);
+PetscErrorCode WGFSHA256File(MPI_Comm, const char[], const char[], char[65]);
 
 #endif

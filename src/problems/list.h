@@ -2,3 +2,4 @@
    ProblemCreate_name(Problem) of src/problems/name.c (expanded twice by src/problem.c). */
 WGF_PROBLEM(ou)
 WGF_PROBLEM(mixture)
+WGF_PROBLEM(blr)

@@ -1,0 +1,24 @@
+/* Bayesian logistic regression (MATH.md sec. 8): the data files of -problem blr and the posterior
+   predictive, shared by the problem type (src/problems/blr.c) and wgf-predict. A parameter is
+   theta = (w_1, ..., w_d, log alpha): D = d + 1 columns, in that order everywhere (particles,
+   samples, files). */
+#ifndef WGF_BLR_H
+#define WGF_BLR_H
+
+#include <petscsys.h>
+
+/* A data file: /X (n x d, float64) and /y (n, +1 / -1, any integer or float type). */
+typedef struct {
+  PetscInt   n, d;
+  PetscReal *X; /* [n][d]; NULL when only the description was read (a checkpoint's /problem) */
+  PetscReal *y; /* [n] of +1 / -1; NULL when the file has no /y and labels were optional */
+  char       path[PETSC_MAX_PATH_LEN];
+  char       sha256[65]; /* of the file, hex */
+} BLRData;
+
+PetscErrorCode BLRDataRead(MPI_Comm, const char[], const char[], PetscBool, BLRData *);
+PetscErrorCode BLRDataDestroy(BLRData *);
+PetscErrorCode BLRPredictAccumulate(PetscInt, PetscInt, const PetscReal[], PetscInt, const PetscReal[], PetscReal[], PetscReal[]);
+PetscErrorCode BLRScore(PetscInt, PetscInt, const PetscReal[], const PetscReal[], const PetscReal[], PetscReal *, PetscReal *);
+
+#endif

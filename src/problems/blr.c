@@ -1,0 +1,623 @@
+/* Problem type "blr": sampling the posterior of Bayesian logistic regression by the Fokker-Planck
+   flow whose stationary law it is (MATH.md sec. 8, "Bayesian logistic regression"; the reference's
+   configs/<name>_data_posterior.yml). theta = (w, a = log alpha), D = d + 1.
+
+   - V(theta) = -log p0(theta) - (N/m) sum_{s in S} log sigmoid(t_s w.u_s), beta = 1, with p0 the
+     Gamma(1, rate b) prior on alpha and w | alpha ~ N(0, I / alpha), UNclipped (smooth and proper;
+     MATH.md sec. 8 on the reference's clip). The data minibatch S (m rows, without replacement) of
+     training iteration (step, it) is drawn by the counter generator from (seed, step, it): the same
+     on every rank, whatever their number (PotentialSetIteration).
+   - rho_0 = the prior with a truncated to [-c, c] (-blr_clip c): alpha by the inverse CDF of the
+     truncated exponential, w = z / sqrt(alpha); its log density is that of what it draws (the
+     prior's, renormalised by the truncated mass).
+   - The metrics (with -blr_test): held-out accuracy and mean log likelihood of the posterior
+     predictive over -eval_samples samples of the model. */
+#include "problemimpl.h"
+#include <wgf/blr.h>
+#include <wgf/h5io.h>
+#include <wgf/util.h>
+#include <petscblaslapack.h>
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------- the data */
+
+/*
+  BLRDataRead - a data file: /X (n x d, n, d >= 1, every entry finite) and /y (n entries, each +1
+  or -1, any numeric type), read whole on every rank, and the file's SHA-256. Without
+  need_labels a missing /y is allowed (data->y = NULL). Every error names opt (the option that gave
+  the file), the file and the object, and comes before anything is written.
+
+  Collective
+*/
+PetscErrorCode BLRDataRead(MPI_Comm comm, const char opt[], const char path[], PetscBool need_labels, BLRData *data)
+{
+  hid_t     f;
+  PetscInt  nd;
+  hsize_t   dims[H5IO_MAX_DIMS];
+  PetscBool has_x, has_y;
+
+  PetscFunctionBegin;
+  PetscCall(PetscMemzero(data, sizeof(*data)));
+  PetscCall(PetscStrncpy(data->path, path, sizeof(data->path)));
+  PetscCall(H5IOOpen(comm, path, &f));
+  PetscCall(H5IOExists(f, "/X", &has_x));
+  PetscCall(H5IOExists(f, "/y", &has_y));
+  PetscCheck(has_x, comm, PETSC_ERR_FILE_UNEXPECTED, "%s %s: no dataset /X (the n x d features)", opt, path);
+  PetscCheck(has_y || !need_labels, comm, PETSC_ERR_FILE_UNEXPECTED, "%s %s: no dataset /y (the n labels, +1 or -1)", opt, path);
+  PetscCall(H5IOGetDims(f, path, "/X", &nd, dims));
+  PetscCheck(nd == 2 && dims[0] >= 1 && dims[1] >= 1, comm, PETSC_ERR_FILE_UNEXPECTED, "%s %s: /X must be an n x d matrix with n, d >= 1 (it has %" PetscInt_FMT " dimensions, the first of size %llu)", opt, path, nd, nd ? (unsigned long long)dims[0] : 0ULL);
+  data->n = (PetscInt)dims[0];
+  data->d = (PetscInt)dims[1];
+  if (has_y) {
+    PetscCall(H5IOGetDims(f, path, "/y", &nd, dims));
+    PetscCheck(nd == 1 && dims[0] == (hsize_t)data->n, comm, PETSC_ERR_FILE_UNEXPECTED, "%s %s: /y must hold one label per row of /X (%" PetscInt_FMT "); it has %" PetscInt_FMT " dimension(s), the first of size %llu", opt, path, data->n, nd, nd ? (unsigned long long)dims[0] : 0ULL);
+  }
+  PetscCall(PetscMalloc1(data->n * data->d, &data->X));
+  PetscCall(H5IOReadRows(f, path, "/X", 0, data->n, data->d, data->X));
+  if (has_y) {
+    PetscCall(PetscMalloc1(data->n, &data->y));
+    PetscCall(H5IOReadRows(f, path, "/y", 0, data->n, 1, data->y));
+  }
+  PetscCall(H5IOClose(&f));
+  for (PetscInt i = 0; i < data->n * data->d; i++) PetscCheck(!PetscIsInfOrNanReal(data->X[i]), comm, PETSC_ERR_FILE_UNEXPECTED, "%s %s: /X row %" PetscInt_FMT " column %" PetscInt_FMT " is not finite (%g)", opt, path, i / data->d, i % data->d, (double)data->X[i]);
+  for (PetscInt i = 0; has_y && i < data->n; i++) PetscCheck(data->y[i] == 1 || data->y[i] == -1, comm, PETSC_ERR_FILE_UNEXPECTED, "%s %s: /y[%" PetscInt_FMT "] = %g is not a label +1 or -1", opt, path, i, (double)data->y[i]);
+  PetscCall(WGFSHA256File(comm, opt, path, data->sha256));
+  PetscFunctionReturn(0);
+}
+
+/* BLRDataDestroy - frees the arrays (the description stays). Not Collective. */
+PetscErrorCode BLRDataDestroy(BLRData *data)
+{
+  PetscFunctionBegin;
+  PetscCall(PetscFree(data->X));
+  PetscCall(PetscFree(data->y));
+  PetscFunctionReturn(0);
+}
+
+/* log(1 + e^z) and 1 / (1 + e^z), without overflow for any z */
+static inline PetscReal blr_softplus(PetscReal z)
+{
+  return PetscMax(z, 0) + log1p(PetscExpReal(-PetscAbsReal(z)));
+}
+
+static inline PetscReal blr_sigmoid_neg(PetscReal z)
+{
+  PetscReal e = PetscExpReal(-PetscAbsReal(z));
+  return z >= 0 ? e / (1 + e) : 1 / (1 + e);
+}
+
+#define BLR_ROWS 256 /* rows per block of the margin products: bounds their workspace */
+
+/*
+  BLRPredictAccumulate - the posterior predictive's sums over ns parameter samples theta [ns][D]
+  (D = d + 1: w, then log alpha) for nrows rows X [nrows][d]: pplus[i] += sum_j sigmoid(w_j.u_i),
+  pminus[i] += sum_j sigmoid(-w_j.u_i) (each computed directly, so that neither loses digits to
+  1 - p). The margins are one dgemm per block of rows.
+
+  Not Collective
+*/
+PetscErrorCode BLRPredictAccumulate(PetscInt D, PetscInt ns, const PetscReal theta[], PetscInt nrows, const PetscReal X[], PetscReal pplus[], PetscReal pminus[])
+{
+  const PetscInt d = D - 1;
+  PetscReal     *M;
+  PetscBLASInt   bd, bD, bs;
+
+  PetscFunctionBegin;
+  if (ns == 0 || nrows == 0) PetscFunctionReturn(0);
+  PetscCall(PetscBLASIntCast(d, &bd));
+  PetscCall(PetscBLASIntCast(D, &bD));
+  PetscCall(PetscBLASIntCast(ns, &bs));
+  PetscCall(PetscMalloc1(BLR_ROWS * ns, &M));
+  for (PetscInt r0 = 0; r0 < nrows; r0 += BLR_ROWS) {
+    PetscInt     nr = PetscMin(BLR_ROWS, nrows - r0);
+    PetscBLASInt br;
+    PetscCall(PetscBLASIntCast(nr, &br));
+    /* M [nr][ns] = X_block [nr][d] W^T, W = the first d columns of theta */
+    PetscCallBLAS("cblas_dgemm", cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, br, bs, bd, 1.0, X + r0 * d, bd, theta, bD, 0.0, M, bs));
+    for (PetscInt i = 0; i < nr; i++) {
+      PetscReal sp = 0, sm = 0;
+      for (PetscInt j = 0; j < ns; j++) {
+        PetscReal q = blr_sigmoid_neg(M[i * ns + j]); /* sigmoid(-m) */
+        sm += q;
+        sp += blr_sigmoid_neg(-M[i * ns + j]);
+      }
+      pplus[r0 + i] += sp;
+      pminus[r0 + i] += sm;
+    }
+  }
+  PetscCall(PetscLogFlops(2.0 * nrows * ns * d));
+  PetscCall(PetscFree(M));
+  PetscFunctionReturn(0);
+}
+
+/*
+  BLRScore - held-out figures from the predictive sums of ns samples (BLRPredictAccumulate) for
+  nrows rows with labels y: accuracy = mean(p_i(true class) > 1/2), loglik = mean(log p_i(true
+  class)) (MATH.md sec. 8).
+
+  Not Collective
+*/
+PetscErrorCode BLRScore(PetscInt nrows, PetscInt ns, const PetscReal pplus[], const PetscReal pminus[], const PetscReal y[], PetscReal *accuracy, PetscReal *loglik)
+{
+  PetscReal acc = 0, ll = 0;
+
+  PetscFunctionBegin;
+  for (PetscInt i = 0; i < nrows; i++) {
+    PetscReal pt = (y[i] > 0 ? pplus[i] : pminus[i]) / ns;
+    acc += pt > 0.5 ? 1 : 0;
+    ll += PetscLogReal(pt);
+  }
+  *accuracy = acc / nrows;
+  *loglik   = ll / nrows;
+  PetscFunctionReturn(0);
+}
+
+/* ---------------------------------------------------------------- the prior */
+
+/* log p0(theta) of the (unclipped) prior, MATH.md sec. 8, from |w|^2 and a:
+   log b + a - b e^a + (d/2) a - (e^a / 2) |w|^2 - (d/2) log(2 pi) */
+static inline PetscReal blr_log_prior(PetscInt d, PetscReal b, PetscReal w2, PetscReal a)
+{
+  PetscReal ea = PetscExpReal(a);
+  return PetscLogReal(b) + a - b * ea + 0.5 * d * a - 0.5 * ea * w2 - 0.5 * d * PetscLogReal(2 * PETSC_PI);
+}
+
+typedef struct {
+  PetscInt  d;
+  PetscReal b, c;    /* rate, a in [-c, c] */
+  PetscReal logmass; /* log of the prior mass of alpha in [e^-c, e^c] */
+} BLRPrior;
+
+/* log P(e^-c <= alpha <= e^c) = -b e^-c + log(1 - e^{-b (e^c - e^-c)}) */
+static PetscReal blr_prior_logmass(PetscReal b, PetscReal c)
+{
+  PetscReal lo = PetscExpReal(-c), hi = PetscExpReal(c);
+  return -b * lo + PetscLogReal(-expm1(-b * (hi - lo)));
+}
+
+/* Draws of rho_0: z = the D normals of iteration 2 iter (the last one unused), u = the uniform of
+   iteration 2 iter + 1; alpha = lo - log(1 - u (1 - e^{-b (hi - lo)})) / b is the inverse CDF of
+   the exponential truncated to [lo, hi] = [e^-c, e^c]; a = log alpha, w = z e^{-a/2}. */
+static PetscErrorCode blr_prior_logdensity(void *ctx, PetscInt n, const PetscReal x[], PetscReal logp[], PetscBool converged[])
+{
+  const BLRPrior *pr = (const BLRPrior *)ctx;
+  const PetscInt  d = pr->d, D = d + 1;
+
+  PetscFunctionBegin;
+  for (PetscInt i = 0; i < n; i++) {
+    const PetscReal *t  = x + i * D;
+    PetscReal        w2 = 0;
+    for (PetscInt j = 0; j < d; j++) w2 += t[j] * t[j];
+    logp[i] = PetscAbsReal(t[d]) <= pr->c ? blr_log_prior(d, pr->b, w2, t[d]) - pr->logmass : -PETSC_INFINITY;
+    if (converged) converged[i] = PETSC_TRUE;
+  }
+  PetscFunctionReturn(0);
+}
+
+static PetscErrorCode blr_prior_sample(void *ctx, uint32_t seed, RNGPurpose purpose, uint32_t step, uint32_t iter, PetscInt first, PetscInt n, PetscReal x[], PetscReal logp[])
+{
+  const BLRPrior *pr = (const BLRPrior *)ctx;
+  const PetscInt  d = pr->d, D = d + 1;
+  const PetscReal lo = PetscExpReal(-pr->c), span = -expm1(-pr->b * (PetscExpReal(pr->c) - lo));
+  PetscReal      *u;
+
+  PetscFunctionBegin;
+  PetscCall(PetscMalloc1(n, &u));
+  PetscCall(RNGNormal(seed, purpose, step, 2 * iter, first, n, D, x));
+  PetscCall(RNGUniform(seed, purpose, step, 2 * iter + 1, first, n, 1, u));
+  for (PetscInt i = 0; i < n; i++) {
+    PetscReal alpha = lo - log1p(-u[i] * span) / pr->b, a = PetscLogReal(alpha), s = PetscExpReal(-0.5 * a);
+    a            = PetscMax(-pr->c, PetscMin(pr->c, a)); /* rounding at the ends of [lo, hi] */
+    for (PetscInt j = 0; j < d; j++) x[i * D + j] *= s;
+    x[i * D + d] = a;
+  }
+  PetscCall(PetscFree(u));
+  if (logp) PetscCall(blr_prior_logdensity(ctx, n, x, logp, NULL));
+  PetscFunctionReturn(0);
+}
+
+static PetscErrorCode blr_prior_destroy(void *ctx)
+{
+  PetscFunctionBegin;
+  PetscCall(PetscFree(ctx));
+  PetscFunctionReturn(0);
+}
+
+/* ---------------------------------------------------------------- the potential */
+
+typedef struct {
+  const BLRData *data; /* borrowed from the problem */
+  PetscInt       m;    /* rows per minibatch (= n: all of them, no draws) */
+  PetscReal      b, scale; /* prior rate; N / m */
+  uint32_t       seed;
+  PetscInt       step, iter; /* whose minibatch Z holds */
+  PetscReal     *Z;          /* [m][d]: rows t_s u_s of the minibatch */
+  PetscReal     *u;          /* [m] uniforms of the draw */
+  PetscInt      *perm, *swp; /* [n] identity between draws, [m] the swaps of one draw */
+  PetscReal     *M;          /* [BLR_ROWS][m] margins, then sigmoid(-margin) */
+} BLRPotential;
+
+/* The minibatch of (step, iter): the first m entries of a Fisher-Yates shuffle of 0..n-1 keyed by
+   (seed, RNG_DATA, step, iter), i.e. m rows without replacement, uniformly; the swaps are undone
+   afterwards, so every draw starts from the identity and depends on its key only. */
+static PetscErrorCode blr_potential_setiteration(void *ctx, PetscInt step, PetscInt iter)
+{
+  BLRPotential  *V = (BLRPotential *)ctx;
+  const BLRData *D = V->data;
+  const PetscInt n = D->n, d = D->d, m = V->m;
+
+  PetscFunctionBegin;
+  if (V->step == step && V->iter == iter) PetscFunctionReturn(0);
+  V->step = step, V->iter = iter;
+  if (m == n) PetscFunctionReturn(0); /* the whole data set, built once */
+  PetscCall(RNGUniform(V->seed, RNG_DATA, (uint32_t)step, (uint32_t)iter, 0, m, 1, V->u));
+  for (PetscInt i = 0; i < m; i++) {
+    PetscInt j = i + PetscMin((PetscInt)(V->u[i] * (n - i)), n - i - 1), t = V->perm[i];
+    V->perm[i] = V->perm[j], V->perm[j] = t, V->swp[i] = j;
+  }
+  for (PetscInt i = 0; i < m; i++) {
+    const PetscReal *row = D->X + V->perm[i] * d, t = D->y[V->perm[i]];
+    for (PetscInt k = 0; k < d; k++) V->Z[i * d + k] = t * row[k];
+  }
+  for (PetscInt i = m - 1; i >= 0; i--) {
+    PetscInt j = V->swp[i], t = V->perm[i];
+    V->perm[i] = V->perm[j], V->perm[j] = t;
+  }
+  PetscFunctionReturn(0);
+}
+
+/* V and grad V (MATH.md sec. 8) for n points theta [n][D], by blocks of BLR_ROWS points:
+     M = W Z^T (one dgemm; margins t_s w.u_s), V = -log p0 + (N/m) sum_s softplus(-M),
+     grad_w = e^a w - (N/m) sigmoid(-M) Z (one dgemm), grad_a = -(1 + d/2 - b e^a - e^a |w|^2 / 2). */
+static PetscErrorCode blr_potential_evaluate(void *ctx, PetscInt n, const PetscReal x[], PetscReal v[], PetscReal grad[])
+{
+  BLRPotential  *V = (BLRPotential *)ctx;
+  const PetscInt d = V->data->d, D = d + 1, m = V->m;
+  PetscBLASInt   bd, bD, bm;
+
+  PetscFunctionBegin;
+  PetscCall(PetscBLASIntCast(d, &bd));
+  PetscCall(PetscBLASIntCast(D, &bD));
+  PetscCall(PetscBLASIntCast(m, &bm));
+  for (PetscInt b0 = 0; b0 < n; b0 += BLR_ROWS) {
+    PetscInt     nb = PetscMin(BLR_ROWS, n - b0);
+    PetscBLASInt bn;
+    PetscCall(PetscBLASIntCast(nb, &bn));
+    PetscCallBLAS("cblas_dgemm", cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, bn, bm, bd, 1.0, x + b0 * D, bD, V->Z, bd, 0.0, V->M, bm));
+    for (PetscInt i = 0; i < nb; i++) {
+      const PetscReal *t  = x + (b0 + i) * D;
+      PetscReal        sp = 0, w2 = 0;
+      for (PetscInt s = 0; s < m; s++) {
+        PetscReal z     = V->M[i * m + s];
+        sp             += blr_softplus(-z);
+        V->M[i * m + s] = blr_sigmoid_neg(z);
+      }
+      for (PetscInt j = 0; j < d; j++) w2 += t[j] * t[j];
+      if (v) v[b0 + i] = -blr_log_prior(d, V->b, w2, t[d]) + V->scale * sp;
+    }
+    if (grad) {
+      PetscCallBLAS("cblas_dgemm", cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, bn, bd, bm, -V->scale, V->M, bm, V->Z, bd, 0.0, grad + b0 * D, bD));
+      for (PetscInt i = 0; i < nb; i++) {
+        const PetscReal *t = x + (b0 + i) * D;
+        PetscReal       *g = grad + (b0 + i) * D, ea = PetscExpReal(t[d]), w2 = 0;
+        for (PetscInt j = 0; j < d; j++) {
+          w2 += t[j] * t[j];
+          g[j] += ea * t[j];
+        }
+        g[d] = -(1 + 0.5 * d - V->b * ea - 0.5 * ea * w2);
+      }
+    }
+  }
+  PetscCall(PetscLogFlops((grad ? 4.0 : 2.0) * n * m * d));
+  PetscFunctionReturn(0);
+}
+
+static PetscErrorCode blr_potential_view(void *ctx, PetscViewer viewer)
+{
+  BLRPotential *V = (BLRPotential *)ctx;
+
+  PetscFunctionBegin;
+  PetscCall(PetscViewerASCIIPrintf(viewer, "Potential: Bayesian logistic regression, D = %" PetscInt_FMT ", %" PetscInt_FMT " of %" PetscInt_FMT " rows per iteration\n", V->data->d + 1, V->m, V->data->n));
+  PetscFunctionReturn(0);
+}
+
+static PetscErrorCode blr_potential_destroy(void *ctx)
+{
+  BLRPotential *V = (BLRPotential *)ctx;
+
+  PetscFunctionBegin;
+  PetscCall(PetscFree5(V->Z, V->u, V->perm, V->swp, V->M));
+  PetscCall(PetscFree(V));
+  PetscFunctionReturn(0);
+}
+
+/* ---------------------------------------------------------------- the problem type */
+
+typedef struct {
+  BLRData   train, test; /* test.n = 0: no -blr_test */
+  PetscInt  m;           /* -blr_data_batch (the number asked; the potential uses min(m, n)) */
+  PetscReal rate, clip;
+} BLRProblem;
+
+/* The description of a /problem group of blr (a checkpoint, or -blr_problem_file): the files'
+   paths and SHA-256, n, d and the settings; no data is read. */
+static PetscErrorCode blr_read_description(Problem p, const char path[])
+{
+  BLRProblem *bp = (BLRProblem *)p->data;
+  hid_t       f;
+
+  PetscFunctionBegin;
+  PetscCall(H5IOOpen(p->comm, path, &f));
+  PetscCall(H5IOReadAttrString(f, path, "/problem", "data", bp->train.path, sizeof(bp->train.path)));
+  PetscCall(H5IOReadAttrString(f, path, "/problem", "data_sha256", bp->train.sha256, sizeof(bp->train.sha256)));
+  PetscCall(H5IOReadAttrInt(f, path, "/problem", "n", &bp->train.n));
+  PetscCall(H5IOReadAttrInt(f, path, "/problem", "d", &bp->train.d));
+  PetscCall(H5IOReadAttrInt(f, path, "/problem", "data_batch", &bp->m));
+  PetscCall(H5IOReadAttrReal(f, path, "/problem", "prior_rate", &bp->rate));
+  PetscCall(H5IOReadAttrReal(f, path, "/problem", "clip", &bp->clip));
+  PetscCall(H5IOReadAttrString(f, path, "/problem", "test", bp->test.path, sizeof(bp->test.path)));
+  PetscCall(H5IOReadAttrString(f, path, "/problem", "test_sha256", bp->test.sha256, sizeof(bp->test.sha256)));
+  PetscCall(H5IOReadAttrInt(f, path, "/problem", "test_n", &bp->test.n));
+  PetscCall(H5IOClose(&f));
+  bp->test.d = bp->test.n ? bp->train.d : 0;
+  PetscCheck(bp->train.d >= 1 && bp->train.n >= 1 && bp->m >= 1 && bp->rate > 0 && bp->clip > 0, p->comm, PETSC_ERR_FILE_UNEXPECTED, "file %s: /problem of blr has d %" PetscInt_FMT ", n %" PetscInt_FMT ", data_batch %" PetscInt_FMT ", prior_rate %g, clip %g: all must be positive", path, bp->train.d, bp->train.n, bp->m, (double)bp->rate, (double)bp->clip);
+  PetscFunctionReturn(0);
+}
+
+/* D, the metric columns (with a test file) and, when the data is loaded, the potential. */
+static PetscErrorCode blr_finish(Problem p)
+{
+  BLRProblem *bp = (BLRProblem *)p->data;
+
+  PetscFunctionBegin;
+  p->dim = bp->train.d + 1;
+  if (bp->test.n) {
+    PetscCall(PetscStrncpy(p->metrics, "test_accuracy,test_loglik", sizeof(p->metrics)));
+    p->nmetrics = 2;
+  }
+  if (bp->train.X) {
+    BLRPotential     *V;
+    PotentialShellOps ops = {0};
+    const PetscInt    n = bp->train.n, d = bp->train.d, m = PetscMin(bp->m, n);
+
+    PetscCall(PetscNew(&V));
+    V->data  = &bp->train;
+    V->m     = m;
+    V->b     = bp->rate;
+    V->scale = (PetscReal)n / m;
+    V->seed  = p->seed;
+    V->step = V->iter = -1;
+    PetscCall(PetscMalloc5(m * d, &V->Z, m, &V->u, n, &V->perm, m, &V->swp, BLR_ROWS * m, &V->M));
+    for (PetscInt i = 0; i < n; i++) V->perm[i] = i;
+    if (m == n)
+      for (PetscInt i = 0; i < n * d; i++) V->Z[i] = bp->train.y[i / d] * bp->train.X[i];
+    ops.ctx          = V;
+    ops.evaluate     = blr_potential_evaluate;
+    ops.setiteration = blr_potential_setiteration;
+    ops.view         = blr_potential_view;
+    ops.destroy      = blr_potential_destroy;
+    PetscCall(PotentialCreateShell(p->comm, p->dim, &ops, &p->V));
+    PetscCall(blr_potential_setiteration(V, 0, 0)); /* evaluations outside the training: (0, 0) */
+  }
+  PetscFunctionReturn(0);
+}
+
+/* A data file given by option (or recorded by a problem file): read it, and when sha is not empty
+   check that it is the recorded file. */
+static PetscErrorCode blr_read_file(Problem p, const char opt[], const char path[], const char sha[], const char from[], BLRData *data)
+{
+  char want[65];
+
+  PetscFunctionBegin;
+  PetscCall(PetscStrncpy(want, sha, sizeof(want)));
+  PetscCall(BLRDataRead(p->comm, opt, path, PETSC_TRUE, data));
+  PetscCheck(!want[0] || !strcmp(want, data->sha256), p->comm, PETSC_ERR_USER_INPUT, "%s %s: its SHA-256 %s is not that of the file %s used (%s)", opt, path, data->sha256, from, want);
+  PetscFunctionReturn(0);
+}
+
+/*
+  The options of the posterior problem (MATH.md sec. 8):
+    -blr_data FILE          training data: /X (n x d, float64), /y (n, +1 / -1, any numeric type)
+    -blr_test FILE          held-out data of the same layout: accuracy and log likelihood of the
+                            posterior predictive at every evaluation (optional)
+    -blr_data_batch m       data rows per iteration, without replacement (default 800; >= n: all)
+    -blr_prior_rate b       alpha ~ Gamma(1, rate b) (default 100)
+    -blr_clip c             rho_0 = the prior with log alpha truncated to [-c, c] (default 8)
+    -blr_problem_file F     the settings and the data files recorded in F's /problem (a checkpoint
+                            of a blr run): the files are read from their recorded paths (or from
+                            -blr_data / -blr_test) and must have the recorded SHA-256; the other
+                            options, if given, must agree with F
+*/
+static PetscErrorCode blr_setfromoptions(Problem p)
+{
+  BLRProblem *bp = (BLRProblem *)p->data;
+  char        data[PETSC_MAX_PATH_LEN] = "", test[PETSC_MAX_PATH_LEN] = "", file[PETSC_MAX_PATH_LEN] = "";
+  PetscInt    m    = 800;
+  PetscReal   rate = 100, clip = 8;
+  PetscBool   has_data, has_test, has_file, has_m, has_rate, has_clip;
+
+  PetscFunctionBegin;
+  PetscOptionsBegin(p->comm, NULL, "Bayesian logistic regression posterior (MATH.md sec. 8)", "Problem");
+  PetscCall(PetscOptionsString("-blr_data", "Training data: /X (n x d), /y (n, +1/-1)", "ProblemSetFromOptions", data, data, sizeof(data), &has_data));
+  PetscCall(PetscOptionsString("-blr_test", "Held-out data of the same layout (accuracy, log likelihood)", "ProblemSetFromOptions", test, test, sizeof(test), &has_test));
+  PetscCall(PetscOptionsInt("-blr_data_batch", "Data rows per iteration (>= n: all)", "ProblemSetFromOptions", m, &m, &has_m));
+  PetscCall(PetscOptionsReal("-blr_prior_rate", "alpha ~ Gamma(1, rate b)", "ProblemSetFromOptions", rate, &rate, &has_rate));
+  PetscCall(PetscOptionsReal("-blr_clip", "rho_0: log alpha truncated to [-c, c]", "ProblemSetFromOptions", clip, &clip, &has_clip));
+  PetscCall(PetscOptionsString("-blr_problem_file", "HDF5 file whose /problem (a blr checkpoint) gives the data files and settings", "ProblemSetFromOptions", file, file, sizeof(file), &has_file));
+  PetscOptionsEnd();
+  if (has_file && file[0]) {
+    BLRData tr, te;
+    PetscCall(PetscStrncpy(p->source, file, sizeof(p->source)));
+    PetscCall(blr_read_description(p, file));
+    PetscCheck(!has_m || m == bp->m, p->comm, PETSC_ERR_USER_INPUT, "-blr_data_batch %" PetscInt_FMT " disagrees with -blr_problem_file %s, whose is %" PetscInt_FMT, m, file, bp->m);
+    PetscCheck(!has_rate || rate == bp->rate, p->comm, PETSC_ERR_USER_INPUT, "-blr_prior_rate %g disagrees with -blr_problem_file %s, whose is %g", (double)rate, file, (double)bp->rate);
+    PetscCheck(!has_clip || clip == bp->clip, p->comm, PETSC_ERR_USER_INPUT, "-blr_clip %g disagrees with -blr_problem_file %s, whose is %g", (double)clip, file, (double)bp->clip);
+    PetscCheck(!(has_test && test[0]) || bp->test.n, p->comm, PETSC_ERR_USER_INPUT, "-blr_test %s: -blr_problem_file %s has no test file", test, file);
+    PetscCall(blr_read_file(p, "-blr_data", has_data && data[0] ? data : bp->train.path, bp->train.sha256, file, &tr));
+    PetscCheck(tr.d == bp->train.d && tr.n == bp->train.n, p->comm, PETSC_ERR_FILE_UNEXPECTED, "-blr_data %s is %" PetscInt_FMT " x %" PetscInt_FMT ", -blr_problem_file %s says %" PetscInt_FMT " x %" PetscInt_FMT, tr.path, tr.n, tr.d, file, bp->train.n, bp->train.d);
+    bp->train = tr;
+    if (bp->test.n) {
+      PetscCall(blr_read_file(p, "-blr_test", has_test && test[0] ? test : bp->test.path, bp->test.sha256, file, &te));
+      bp->test = te;
+    }
+  } else {
+    PetscCheck(has_data && data[0], p->comm, PETSC_ERR_USER_INPUT, "-problem blr needs -blr_data FILE (/X: n x d features, /y: n labels +1 or -1)");
+    PetscCheck(m >= 1, p->comm, PETSC_ERR_USER_INPUT, "-blr_data_batch %" PetscInt_FMT " must be >= 1", m);
+    PetscCheck(rate > 0 && !PetscIsInfOrNanReal(rate), p->comm, PETSC_ERR_USER_INPUT, "-blr_prior_rate %g must be finite and > 0", (double)rate);
+    PetscCheck(clip > 0 && clip <= 30, p->comm, PETSC_ERR_USER_INPUT, "-blr_clip %g must be in (0, 30]", (double)clip);
+    bp->m    = m;
+    bp->rate = rate;
+    bp->clip = clip;
+    PetscCall(blr_read_file(p, "-blr_data", data, "", NULL, &bp->train));
+    if (has_test && test[0]) PetscCall(blr_read_file(p, "-blr_test", test, "", NULL, &bp->test));
+  }
+  PetscCheck(!bp->test.n || bp->test.d == bp->train.d, p->comm, PETSC_ERR_FILE_UNEXPECTED, "-blr_test %s has %" PetscInt_FMT " features, -blr_data %s has %" PetscInt_FMT, bp->test.path, bp->test.d, bp->train.path, bp->train.d);
+  PetscCall(blr_finish(p));
+  PetscFunctionReturn(0);
+}
+
+/* From a checkpoint: the description only (the prior, what a restart must agree on); no data, no V. */
+static PetscErrorCode blr_load(Problem p, const char path[])
+{
+  PetscFunctionBegin;
+  PetscCall(PetscStrncpy(p->source, path, sizeof(p->source)));
+  PetscCall(blr_read_description(p, path));
+  PetscCall(blr_finish(p));
+  PetscFunctionReturn(0);
+}
+
+/* The same posterior: the same training file (SHA-256), n, d, data batch, prior and clip, and the
+   same test file (or none: the /history columns depend on it). */
+static PetscErrorCode blr_same(Problem a, Problem b, PetscBool *same, const char **what)
+{
+  BLRProblem *x = (BLRProblem *)a->data, *y = (BLRProblem *)b->data;
+
+  PetscFunctionBegin;
+  *same = PETSC_FALSE;
+  *what = "the training data file (-blr_data, by its SHA-256)";
+  if (strcmp(x->train.sha256, y->train.sha256) || x->train.n != y->train.n || x->train.d != y->train.d) PetscFunctionReturn(0);
+  *what = "-blr_data_batch";
+  if (x->m != y->m) PetscFunctionReturn(0);
+  *what = "-blr_prior_rate";
+  if (x->rate != y->rate) PetscFunctionReturn(0);
+  *what = "-blr_clip";
+  if (x->clip != y->clip) PetscFunctionReturn(0);
+  *what = "the test file (-blr_test, by its SHA-256)";
+  if (x->test.n != y->test.n || (x->test.n && strcmp(x->test.sha256, y->test.sha256))) PetscFunctionReturn(0);
+  *same = PETSC_TRUE;
+  *what = "";
+  PetscFunctionReturn(0);
+}
+
+static PetscErrorCode blr_write(Problem p, hid_t file, hid_t g)
+{
+  BLRProblem *bp = (BLRProblem *)p->data;
+
+  PetscFunctionBegin;
+  (void)file;
+  PetscCall(H5IOWriteAttrString(g, "data", bp->train.path));
+  PetscCall(H5IOWriteAttrString(g, "data_sha256", bp->train.sha256));
+  PetscCall(H5IOWriteAttrInt(g, "n", bp->train.n));
+  PetscCall(H5IOWriteAttrInt(g, "d", bp->train.d));
+  PetscCall(H5IOWriteAttrInt(g, "data_batch", bp->m));
+  PetscCall(H5IOWriteAttrReal(g, "prior_rate", bp->rate));
+  PetscCall(H5IOWriteAttrReal(g, "clip", bp->clip));
+  PetscCall(H5IOWriteAttrString(g, "test", bp->test.n ? bp->test.path : ""));
+  PetscCall(H5IOWriteAttrString(g, "test_sha256", bp->test.n ? bp->test.sha256 : ""));
+  PetscCall(H5IOWriteAttrInt(g, "test_n", bp->test.n));
+  PetscCall(H5IOWriteAttrString(g, "theta", "w_1, ..., w_d, log alpha"));
+  PetscCall(H5IOWriteAttrString(g, "V", "-log p0(theta) - (n/m) sum_{s in minibatch} log sigmoid(y_s w.x_s); p0: alpha ~ Gamma(1, prior_rate), w | alpha ~ N(0, I/alpha), unclipped; rho_0 = p0 with log alpha truncated to [-clip, clip]"));
+  PetscFunctionReturn(0);
+}
+
+static PetscErrorCode blr_view(Problem p, PetscViewer viewer)
+{
+  BLRProblem *bp = (BLRProblem *)p->data;
+
+  PetscFunctionBegin;
+  PetscCall(PetscViewerASCIIPrintf(viewer, "Bayesian logistic regression posterior: %s (%" PetscInt_FMT " x %" PetscInt_FMT "), D = %" PetscInt_FMT ", %" PetscInt_FMT " rows per iteration, prior rate %g, rho_0 with log alpha in [-%g, %g]%s%s\n", bp->train.path, bp->train.n, bp->train.d, p->dim, PetscMin(bp->m, bp->train.n), (double)bp->rate, (double)bp->clip, (double)bp->clip, bp->test.n ? "; held out: " : "", bp->test.n ? bp->test.path : ""));
+  PetscFunctionReturn(0);
+}
+
+static PetscErrorCode blr_initial(Problem p, Measure *rho0)
+{
+  BLRProblem *bp = (BLRProblem *)p->data;
+  BLRPrior   *pr;
+
+  PetscFunctionBegin;
+  PetscCall(PetscNew(&pr));
+  pr->d             = bp->train.d;
+  pr->b             = bp->rate;
+  pr->c             = bp->clip;
+  pr->logmass       = blr_prior_logmass(bp->rate, bp->clip);
+  rho0->dim         = p->dim;
+  rho0->ctx         = pr;
+  rho0->sample      = blr_prior_sample;
+  rho0->logdensity  = blr_prior_logdensity;
+  rho0->destroy     = blr_prior_destroy;
+  PetscFunctionReturn(0);
+}
+
+/* The held-out figures: nsamples samples of the model (each rank a share, keyed by global index),
+   the predictive sums over every test row, one allreduce. */
+static PetscErrorCode blr_evaluate(Problem p, const Measure *model, PetscInt step, PetscReal t, PetscInt nsamples, PetscReal out[])
+{
+  BLRProblem *bp = (BLRProblem *)p->data;
+  PetscInt    start, n, nt = bp->test.n;
+  PetscReal  *theta, *sums;
+
+  PetscFunctionBegin;
+  (void)t;
+  if (!nt) PetscFunctionReturn(0);
+  PetscCheck(bp->test.X, p->comm, PETSC_ERR_ORDER, "problem blr from %s: the test data is not loaded", p->source);
+  PetscCall(WGFSplitRows(p->comm, nsamples, &start, &n));
+  PetscCall(PetscMalloc1(n * p->dim, &theta));
+  PetscCall(PetscCalloc1(2 * nt, &sums));
+  PetscCall(WGFCheckAllRanks(p->comm, model->sample(model->ctx, p->seed, RNG_EVAL, (uint32_t)step, 0, start, n, theta, NULL), "drawing the evaluation samples"));
+  PetscCall(BLRPredictAccumulate(p->dim, n, theta, nt, bp->test.X, sums, sums + nt));
+  PetscCallMPI(MPI_Allreduce(MPI_IN_PLACE, sums, (PetscMPIInt)(2 * nt), MPIU_REAL, MPI_SUM, p->comm));
+  PetscCall(BLRScore(nt, nsamples, sums, sums + nt, bp->test.y, &out[0], &out[1]));
+  PetscCall(PetscFree(theta));
+  PetscCall(PetscFree(sums));
+  PetscFunctionReturn(0);
+}
+
+static PetscErrorCode blr_monitor(Problem p, PetscInt step, PetscReal t, const PetscReal m[])
+{
+  PetscFunctionBegin;
+  if (p->nmetrics) PetscCall(PetscPrintf(p->comm, "step %3" PetscInt_FMT "  t = %.4f  held-out accuracy %.4f  log likelihood %.4f\n", step, (double)t, (double)m[0], (double)m[1]));
+  PetscFunctionReturn(0);
+}
+
+static PetscErrorCode blr_destroy(Problem p)
+{
+  BLRProblem *bp = (BLRProblem *)p->data;
+
+  PetscFunctionBegin;
+  PetscCall(BLRDataDestroy(&bp->train));
+  PetscCall(BLRDataDestroy(&bp->test));
+  PetscCall(PetscFree(p->data));
+  PetscFunctionReturn(0);
+}
+
+PETSC_EXTERN PetscErrorCode ProblemCreate_blr(Problem p)
+{
+  BLRProblem *bp;
+
+  PetscFunctionBegin;
+  PetscCall(PetscNew(&bp));
+  p->data               = bp;
+  p->unit_beta          = PETSC_TRUE; /* exp(-V) is the posterior: the stationary law only for beta = 1 */
+  p->ops.setfromoptions = blr_setfromoptions;
+  p->ops.load           = blr_load;
+  p->ops.same           = blr_same;
+  p->ops.write          = blr_write;
+  p->ops.view           = blr_view;
+  p->ops.initial        = blr_initial;
+  p->ops.evaluate       = blr_evaluate;
+  p->ops.monitor        = blr_monitor;
+  p->ops.destroy        = blr_destroy;
+  PetscFunctionReturn(0);
+}
