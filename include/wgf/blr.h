@@ -10,13 +10,14 @@
 /* A data file: /X (n x d, float64) and /y (n, +1 / -1, any integer or float type). */
 typedef struct {
   PetscInt   n, d;
-  PetscReal *X; /* [n][d]; NULL when only the description was read (a checkpoint's /problem) */
-  PetscReal *y; /* [n] of +1 / -1; NULL when the file has no /y and labels were optional */
+  PetscInt   start, nlocal; /* the rows held: [start, start + nlocal) (all of them, or this rank's) */
+  PetscReal *X; /* [nlocal][d]; NULL when only the description was read (a checkpoint's /problem) */
+  PetscReal *y; /* [nlocal] of +1 / -1; NULL when the file has no /y and labels were optional */
   char       path[PETSC_MAX_PATH_LEN];
   char       sha256[65]; /* of the file, hex */
 } BLRData;
 
-PetscErrorCode BLRDataRead(MPI_Comm, const char[], const char[], PetscBool, BLRData *);
+PetscErrorCode BLRDataRead(MPI_Comm, const char[], const char[], PetscBool, PetscBool, BLRData *);
 PetscErrorCode BLRDataDestroy(BLRData *);
 PetscErrorCode BLRPredictAccumulate(PetscInt, PetscInt, const PetscReal[], PetscInt, const PetscReal[], PetscReal[], PetscReal[]);
 PetscErrorCode BLRScore(PetscInt, PetscInt, const PetscReal[], const PetscReal[], const PetscReal[], PetscReal *, PetscReal *);

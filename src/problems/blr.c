@@ -23,15 +23,25 @@
 
 /* ---------------------------------------------------------------- the data */
 
+/* The checks of the rows this rank read (a local phase: the caller makes every rank stop alike). */
+static PetscErrorCode blr_data_check(const char opt[], const BLRData *data)
+{
+  PetscFunctionBegin;
+  for (PetscInt i = 0; i < data->nlocal * data->d; i++) PetscCheck(!PetscIsInfOrNanReal(data->X[i]), PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "%s %s: /X row %" PetscInt_FMT " column %" PetscInt_FMT " is not finite (%g)", opt, data->path, data->start + i / data->d, i % data->d, (double)data->X[i]);
+  for (PetscInt i = 0; data->y && i < data->nlocal; i++) PetscCheck(data->y[i] == 1 || data->y[i] == -1, PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "%s %s: /y[%" PetscInt_FMT "] = %g is not a label +1 or -1", opt, data->path, data->start + i, (double)data->y[i]);
+  PetscFunctionReturn(0);
+}
+
 /*
   BLRDataRead - a data file: /X (n x d, n, d >= 1, every entry finite) and /y (n entries, each +1
-  or -1, any numeric type), read whole on every rank, and the file's SHA-256. Without
+  or -1, any numeric type), and the file's SHA-256. With all_rows every rank reads the whole file
+  (the training data of a run), otherwise its share of the rows (WGFSplitRows). Without
   need_labels a missing /y is allowed (data->y = NULL). Every error names opt (the option that gave
   the file), the file and the object, and comes before anything is written.
 
   Collective
 */
-PetscErrorCode BLRDataRead(MPI_Comm comm, const char opt[], const char path[], PetscBool need_labels, BLRData *data)
+PetscErrorCode BLRDataRead(MPI_Comm comm, const char opt[], const char path[], PetscBool need_labels, PetscBool all_rows, BLRData *data)
 {
   hid_t     f;
   PetscInt  nd;
@@ -54,15 +64,16 @@ PetscErrorCode BLRDataRead(MPI_Comm comm, const char opt[], const char path[], P
     PetscCall(H5IOGetDims(f, path, "/y", &nd, dims));
     PetscCheck(nd == 1 && dims[0] == (hsize_t)data->n, comm, PETSC_ERR_FILE_UNEXPECTED, "%s %s: /y must hold one label per row of /X (%" PetscInt_FMT "); it has %" PetscInt_FMT " dimension(s), the first of size %llu", opt, path, data->n, nd, nd ? (unsigned long long)dims[0] : 0ULL);
   }
-  PetscCall(PetscMalloc1(data->n * data->d, &data->X));
-  PetscCall(H5IOReadRows(f, path, "/X", 0, data->n, data->d, data->X));
+  if (all_rows) data->start = 0, data->nlocal = data->n;
+  else PetscCall(WGFSplitRows(comm, data->n, &data->start, &data->nlocal));
+  PetscCall(PetscMalloc1(data->nlocal * data->d, &data->X));
+  PetscCall(H5IOReadRows(f, path, "/X", data->start, data->nlocal, data->d, data->X));
   if (has_y) {
-    PetscCall(PetscMalloc1(data->n, &data->y));
-    PetscCall(H5IOReadRows(f, path, "/y", 0, data->n, 1, data->y));
+    PetscCall(PetscMalloc1(data->nlocal, &data->y));
+    PetscCall(H5IOReadRows(f, path, "/y", data->start, data->nlocal, 1, data->y));
   }
   PetscCall(H5IOClose(&f));
-  for (PetscInt i = 0; i < data->n * data->d; i++) PetscCheck(!PetscIsInfOrNanReal(data->X[i]), comm, PETSC_ERR_FILE_UNEXPECTED, "%s %s: /X row %" PetscInt_FMT " column %" PetscInt_FMT " is not finite (%g)", opt, path, i / data->d, i % data->d, (double)data->X[i]);
-  for (PetscInt i = 0; has_y && i < data->n; i++) PetscCheck(data->y[i] == 1 || data->y[i] == -1, comm, PETSC_ERR_FILE_UNEXPECTED, "%s %s: /y[%" PetscInt_FMT "] = %g is not a label +1 or -1", opt, path, i, (double)data->y[i]);
+  PetscCall(WGFCheckAllRanks(comm, blr_data_check(opt, data), "checking the data"));
   PetscCall(WGFSHA256File(comm, opt, path, data->sha256));
   PetscFunctionReturn(0);
 }
@@ -412,7 +423,7 @@ static PetscErrorCode blr_read_file(Problem p, const char opt[], const char path
 
   PetscFunctionBegin;
   PetscCall(PetscStrncpy(want, sha, sizeof(want)));
-  PetscCall(BLRDataRead(p->comm, opt, path, PETSC_TRUE, data));
+  PetscCall(BLRDataRead(p->comm, opt, path, PETSC_TRUE, PETSC_TRUE, data));
   PetscCheck(!want[0] || !strcmp(want, data->sha256), p->comm, PETSC_ERR_USER_INPUT, "%s %s: its SHA-256 %s is not that of the file %s used (%s)", opt, path, data->sha256, from, want);
   PetscFunctionReturn(0);
 }

@@ -44,7 +44,8 @@ every /maps/<kkkk>/params (the same set of maps), /particles/x, /particles/logrh
      width, the layer count), -icnn_rank, -icnn_strong_convexity, -jko_h, -jko_beta, -ou_dim,
      -seed, -particles, a different problem (-ou_problem_file) or problem type (-problem) stops
      (with --opts of a mixture protocol: -mixture_dim, -mixture_problem_file, -mixture_std,
-     -mixture_centers instead of the -ou_* options) with a non-zero status
+     -mixture_centers instead of the -ou_* options; with a blr protocol: another training file,
+     -blr_prior_rate, -blr_data_batch, a -blr_problem_file with another prior) with a non-zero status
      and a message naming the option, and leaves the folder byte-identical; a changed
      -jko_lr, -jko_steps (3 and 5) or -eval_samples is accepted, shows in /config, and acts
      (lr: maps 3, 4 differ from the reference; jko_steps 3: ckpt_0003.h5 bitwise the
@@ -538,13 +539,29 @@ def part_options(check, args, tmp, short):
     for n in ("ckpt_0001.h5", "ckpt_0002.h5"):
         shutil.copy2(os.path.join(sdir, n), g)
     # another problem of the same type: the checkpoint's /problem with its first matrix (OU: A,
-    # mixture: the centres) scaled by 1.25
+    # mixture: the centres) scaled by 1.25, or (blr) its prior rate halved
     ptype = wr.read_options_file(args.opts).get("problem", "ou")
-    scaled = {"ou": "A", "mixture": "centers"}[ptype]
     prob = os.path.join(tmp, "other_problem.h5")
     with h5py.File(os.path.join(g, "ckpt_0002.h5"), "r") as f, h5py.File(prob, "w") as p:
-        for n in f["problem"]:
-            p.create_dataset("problem/" + n, data=f["problem"][n][()] * (1.25 if n == scaled else 1.0))
+        if ptype == "blr":
+            q = p.create_group("problem")
+            for k, v in f["problem"].attrs.items():
+                q.attrs[k] = v
+            q.attrs["prior_rate"] = f["problem"].attrs["prior_rate"] / 2
+            train = wr.attr_str(f["problem"].attrs["data"])
+        else:
+            scaled = {"ou": "A", "mixture": "centers"}[ptype]
+            for n in f["problem"]:
+                p.create_dataset("problem/" + n, data=f["problem"][n][()] * (1.25 if n == scaled else 1.0))
+    dim_case = [(["-%s_dim" % ptype, "3"], "-%s_dim" % ptype, (1, 2))]
+    if ptype == "blr":  # no dimension option: the data give it; another data file (one label flipped) instead
+        other = os.path.join(tmp, "other_train.h5")
+        with h5py.File(train, "r") as f, h5py.File(other, "w") as o:
+            y = f["y"][()]
+            y[0] = -y[0]
+            o["X"], o["y"] = f["X"][()], y
+        dim_case = [(["-blr_data", other], "-blr_data", (1, 2)), (["-blr_prior_rate", "50"], "-blr_prior_rate", (1,)),
+                    (["-blr_data_batch", "7"], "-blr_data_batch", (1,))]
     cases = [
         (["-icnn_widths", "9,8"], "-icnn_widths", (1, 2)),
         (["-icnn_widths", "9,7,5"], "-icnn_widths", (1,)),
@@ -552,12 +569,12 @@ def part_options(check, args, tmp, short):
         (["-icnn_strong_convexity", "1e-3"], "-icnn_strong_convexity", (1,)),
         (["-jko_h", "0.04"], "-jko_h", (1, 2)),
         (["-jko_beta", "2"], "-jko_beta", (1,)),
-        (["-%s_dim" % ptype, "3"], "-%s_dim" % ptype, (1, 2)),
         (["-seed", str(args.seed + 1)], "-seed", (1, 2)),
         (["-particles", "100"], "-particles", (1,)),
         (["-%s_problem_file" % ptype, prob], "problem differs", (1,)),
         (["-problem", "mixture" if ptype == "ou" else "ou"], "-problem", (1,)),
     ]
+    cases += dim_case
     if ptype == "mixture":
         cases += [(["-mixture_std", "2"], "-mixture_std", (1,)), (["-mixture_centers", "4"], "-mixture_centers", (1,))]
     for extra, expect, ranks in cases:
@@ -597,9 +614,10 @@ def part_options(check, args, tmp, short):
             else:
                 keep = [n for n in ref if not n.startswith("history:")] + ["history:loss", "history:w2_term"]
                 pb, _, _ = compare(got, ref, only=keep)
-                pm, _, _ = compare(got, ref, only=["history:symkl"])
+                metric = "history:symkl" if "history:symkl" in ref else "history:test_loglik"
+                pm, _, _ = compare(got, ref, only=[metric])
                 ok = last == "ckpt_0004.h5" and not pb and pm
-                detail += "; maps, particles, theta, loss %s; symkl %s" % ("; ".join(pb[:3]) or "bitwise the reference's", "differs" if pm else "UNCHANGED")
+                detail += "; maps, particles, theta, loss %s; %s %s" % ("; ".join(pb[:3]) or "bitwise the reference's", metric, "differs" if pm else "UNCHANGED")
         check(ok, "g. -restart DIR %s on 2 ranks is accepted" % " ".join(extra), detail + ("" if code == 0 else "\n" + wr.tail(log)))
 
 

@@ -1,0 +1,155 @@
+#!/usr/bin/env python3
+"""Check the posterior problem end to end: the data files wgf reads and refuses, the record of
+the files in /problem, and wgf-predict against a direct computation.
+
+The protocol is --opts (input/blr_tiny.opts) with --extra (-blr_data TRAIN -blr_test TEST).
+  a. a good run on 2 ranks exits 0; its /problem records the SHA-256 of both files (compared with
+     hashlib's), n, d and the settings;
+  b. wgf-predict -params <its final checkpoint> -data TEST -save_samples on 1, 2 and 3 ranks:
+     /prob is the same on every rank count (1e-12), equals the mean over /samples of
+     sigmoid(w.x) computed here with numpy (1e-12), the accuracy and loglik attributes equal the
+     direct figures, and with the run's seed and -samples = -eval_samples they equal the run's
+     last /history test_accuracy and test_loglik (1e-10); -data with another d, or a checkpoint
+     of another problem, stops with a message naming the option;
+  c. bad data files: labels 2 and 0, NaN and inf in /X, /y one shorter than /X, no rows, /X
+     missing, /y missing, /X 1-D, and a -blr_test with another d: each stops with a non-zero status,
+     a message naming the file's base name and the object (/X, /y or -blr_test), creates no
+     -out_dir and leaves the file as it was; -problem blr without -blr_data names -blr_data.
+     Cases run on 1 rank; the bad label and the missing /X also on 2.
+
+Usage: check_wgf_blr.py WGF_PATH WGF_PREDICT_PATH --opts FILE --extra="-blr_data TRAIN -blr_test TEST" [--mpiexec ...]
+"""
+import hashlib
+import os
+import shlex
+import sys
+import tempfile
+
+import h5py
+import numpy as np
+
+import wgf_runner as wr
+
+
+def main():
+    args = wr.parse_args(__doc__, with_eval=True)
+    predict_exe = args.wgf_eval
+    extra = shlex.split(args.extra)
+    train, test = extra[extra.index("-blr_data") + 1], extra[extra.index("-blr_test") + 1]
+    failures = []
+
+    def check(ok, what, detail=""):
+        print("%s %s%s" % ("ok  " if ok else "FAIL", what, (": " + detail) if detail else ""))
+        if not ok:
+            failures.append(what)
+        return ok
+
+    def sha(path):
+        return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+    with tempfile.TemporaryDirectory(prefix="wgf_check_blr_") as tmp:
+        # a. a good run
+        out = os.path.join(tmp, "good")
+        code, log, secs = wr.run_wgf(args, 2, out)
+        last = wr.last_checkpoint(out)
+        if not check(code == 0 and last is not None, "a. the tiny posterior run on 2 ranks", "exit %s in %.1f s\n%s" % (code, secs, "" if code == 0 else wr.tail(log))):
+            print("%d failure(s)" % len(failures))
+            return 1
+        with h5py.File(last, "r") as f:
+            at = dict(f["problem"].attrs)
+            hist, cols = f["history"][()], wr.attr_str(f["history"].attrs["columns"]).split(",")
+        with h5py.File(train, "r") as f:
+            n, d = f["X"].shape
+        rec = {k: (wr.attr_str(v) if isinstance(v, (bytes, str, np.bytes_)) else v) for k, v in at.items()}
+        check(rec["data_sha256"] == sha(train) and rec["test_sha256"] == sha(test) and rec["n"] == n and rec["d"] == d
+              and rec["type"] == "blr", "a. /problem records the files by SHA-256, n and d",
+              "data_sha256 %s, test_sha256 %s, n %s, d %s" % (rec["data_sha256"][:12], rec["test_sha256"][:12], rec["n"], rec["d"]))
+
+        # b. wgf-predict
+        probs = {}
+        ns = int(wr.read_options_file(args.opts)["eval_samples"])
+        for nr in (1, 2, 3):
+            po = os.path.join(tmp, "pred%d.h5" % nr)
+            code, log, secs = wr.run(args, predict_exe, nr, ["-params", last, "-data", test, "-output", po, "-samples", str(ns), "-save_samples"])
+            if not check(code == 0 and os.path.exists(po), "b. wgf-predict on %d rank(s)" % nr, "exit %s\n%s" % (code, "" if code == 0 else wr.tail(log))):
+                continue
+            with h5py.File(po, "r") as f:
+                probs[nr] = (f["prob"][()], f["samples"][()], float(f.attrs["accuracy"]), float(f.attrs["loglik"]))
+        if 1 in probs:
+            p1, S, acc, ll = probs[1]
+            for nr in (2, 3):
+                if nr in probs:
+                    check(np.max(np.abs(probs[nr][0] - p1)) <= 1e-12, "b. /prob on %d ranks equals 1 rank's" % nr, "max diff %.2e" % np.max(np.abs(probs[nr][0] - p1)))
+            with h5py.File(test, "r") as f:
+                X, y = f["X"][()], f["y"][()].astype(float)
+            direct = (1 / (1 + np.exp(-(X @ S[:, :-1].T)))).mean(axis=1)
+            pt = np.where(y > 0, direct, 1 - direct)
+            dacc, dll = np.mean(pt > 0.5), np.mean(np.log(pt))
+            check(np.max(np.abs(direct - p1)) <= 1e-12 and abs(acc - dacc) <= 1e-12 and abs(ll - dll) <= 1e-10,
+                  "b. /prob, accuracy and loglik equal the direct computation from /samples",
+                  "max |prob diff| %.2e, accuracy %.4f vs %.4f, loglik %.6f vs %.6f" % (np.max(np.abs(direct - p1)), acc, dacc, ll, dll))
+            ha, hl = hist[-1, cols.index("test_accuracy")], hist[-1, cols.index("test_loglik")]
+            check(abs(acc - ha) <= 1e-10 and abs(ll - hl) <= 1e-10, "b. with the run's seed and -eval_samples, the run's held-out figures",
+                  "wgf-predict %.4f %.8f, /history %.4f %.8f" % (acc, ll, ha, hl))
+        bad_d = os.path.join(tmp, "bad_d.h5")
+        with h5py.File(bad_d, "w") as f:
+            f["X"] = np.zeros((5, d + 1))
+        code, log, _ = wr.run(args, predict_exe, 1, ["-params", last, "-data", bad_d, "-output", os.path.join(tmp, "x.h5")])
+        msg = [l for l in wr.message_lines(log) if "-data" in l and "features" in l]
+        check(code not in (0, None) and msg and not os.path.exists(os.path.join(tmp, "x.h5")), "b. wgf-predict -data with another d is refused", msg[0].strip()[:140] if msg else wr.tail(log))
+
+        # c. bad data files
+        with h5py.File(train, "r") as f:
+            X, y = f["X"][()], f["y"][()]
+
+        def write(name, **dsets):
+            path = os.path.join(tmp, name + ".h5")
+            with h5py.File(path, "w") as f:
+                for k, v in dsets.items():
+                    f[k] = v
+            return path
+
+        def y_with(v):
+            yy = y.astype(np.float64).copy()
+            yy[7] = v
+            return yy
+
+        Xn, Xi = X.copy(), X.copy()
+        Xn[3, 1] = np.nan
+        Xi[5, 0] = np.inf
+        cases = [
+            ("label2", dict(X=X, y=y_with(2)), "/y", "label", (1, 2)),
+            ("label0", dict(X=X, y=y_with(0).astype(np.int32)), "/y", "label", (1,)),
+            ("nan", dict(X=Xn, y=y), "/X", "not finite", (1,)),
+            ("inf", dict(X=Xi, y=y), "/X", "not finite", (1,)),
+            ("short_y", dict(X=X, y=y[:-1]), "/y", "one label per row", (1,)),
+            ("empty", dict(X=np.zeros((0, d)), y=np.zeros(0, np.int8)), "/X", "n, d >= 1", (1,)),
+            ("no_X", dict(y=y), "/X", "no dataset", (1, 2)),
+            ("no_y", dict(X=X), "/y", "no dataset", (1,)),
+            ("X_1d", dict(X=X[:, 0].copy(), y=y), "/X", "n x d", (1,)),
+        ]
+        for name, dsets, obj, what, ranks in cases:
+            path = write(name, **dsets)
+            for nr in ranks:
+                before = wr.snapshot(path)
+                od = os.path.join(tmp, "out_%s_%d" % (name, nr))
+                code, log, secs = wr.run_wgf(args, nr, od, extra=["-blr_data", path])
+                msg = [l for l in wr.message_lines(log) if os.path.basename(path) in l and obj in l and what.lower() in l.lower()]
+                ok = code not in (0, None) and msg and not os.path.exists(od) and wr.snapshot(path) == before
+                check(ok, "c. -blr_data %s on %d rank(s) is refused" % (name, nr), "exit %s in %.1f s, out_dir %s: %s" % (
+                    code, secs, "absent" if not os.path.exists(od) else "CREATED", msg[0].strip()[:160] if msg else "no message names %s and %r\n%s" % (obj, what, wr.tail(log))))
+        path = write("test_d", X=np.zeros((4, d + 2)), y=np.ones(4, np.int8))
+        od = os.path.join(tmp, "out_test_d")
+        code, log, secs = wr.run_wgf(args, 1, od, extra=["-blr_test", path])
+        msg = [l for l in wr.message_lines(log) if "-blr_test" in l and os.path.basename(path) in l]
+        check(code not in (0, None) and msg and not os.path.exists(od), "c. a -blr_test with another d is refused", msg[0].strip()[:160] if msg else wr.tail(log))
+        od = os.path.join(tmp, "out_nodata")
+        code, log, secs = wr.run(args, args.wgf, 1, ["-problem", "blr", "-out_dir", od])
+        msg = [l for l in wr.message_lines(log) if "-blr_data" in l]
+        check(code not in (0, None) and msg and not os.path.exists(od), "c. -problem blr without -blr_data is refused", msg[0].strip()[:160] if msg else wr.tail(log))
+    print("%d failure(s)" % len(failures))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
