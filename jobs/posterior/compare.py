@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """wgf's posterior against the exact one (MATH.md sec. 8; issue "Posterior sampling", item 7).
 
-    compare.py CKPT REF.h5 TEST.h5 [--json OUT.json]
+    compare.py CKPT REF.h5 TEST.h5 [--json OUT.json] [--wall SECONDS --ranks N]
 
 CKPT is the final checkpoint of a -problem blr run: its /particles/x are samples of the model
 (rho_0 draws pushed through every map). REF.h5 is written by reference_sampler.py on the same
@@ -60,10 +60,11 @@ def main():
     ap.add_argument("ref")
     ap.add_argument("test")
     ap.add_argument("--json")
+    ap.add_argument("--wall", type=float, default=float("nan"), help="wgf's wall time, recorded as it is")
+    ap.add_argument("--ranks", type=int, default=0, help="wgf's rank count, recorded as it is")
     a = ap.parse_args()
     with h5py.File(a.ckpt, "r") as f:
         s = f["particles"]["x"][()]
-        step = int(f.attrs["step"]) if "step" in f.attrs else -1
         hist = f["history"][()]
         cols = f["history"].attrs["columns"]
         cols = (cols.decode() if isinstance(cols, bytes) else str(cols)).split(",")
@@ -82,6 +83,7 @@ def main():
     out["acc_ref"], out["ll_ref"] = predictive(ref, Xt, yt)
     out["wgf_seconds"] = float(np.nansum(hist[:, cols.index("seconds")])) if "seconds" in cols else float("nan")
     out["ref_seconds"] = ref_secs
+    out["wall_seconds"], out["ranks"] = a.wall, a.ranks
     print("%s (D = %d, %d samples; reference %d):" % (a.ckpt, out["D"], out["n_wgf"], out["n_ref"]))
     print("  mean of w: relative error %.4f (an exact sample of this size: %.4f)" % (out["mean_w_relerr"], out["exact_mean_w_relerr"]))
     print("  KL(N_ref || N_wgf): w %.4f, theta %.4f; KL(N_wgf || N_ref) over w %.4f (exact sample: w %.4f, theta %.4f)"

@@ -11,6 +11,9 @@ The protocol is --opts (input/blr_tiny.opts) with --extra (-blr_data TRAIN -blr_
      direct figures, and with the run's seed and -samples = -eval_samples they equal the run's
      last /history test_accuracy and test_loglik (1e-10); -data with another d, or a checkpoint
      of another problem, stops with a message naming the option;
+  b2. densities by inversion with rho_0 = the truncated prior: wgf-eval -logdensity (beside
+     wgf-predict) at the final checkpoint's /particles/x gives its /particles/logrho (computed along
+     the chain from the prior's log density) to 1e-7 relative, every point converged;
   c. bad data files: labels 2 and 0, NaN and inf in /X, /y one shorter than /X, no rows, /X
      missing, /y missing, /X 1-D, and a -blr_test with another d: each stops with a non-zero status,
      a message naming the file's base name and the object (/X, /y or -blr_test), creates no
@@ -97,6 +100,21 @@ def main():
         code, log, _ = wr.run(args, predict_exe, 1, ["-params", last, "-data", bad_d, "-output", os.path.join(tmp, "x.h5")])
         msg = [l for l in wr.message_lines(log) if "-data" in l and "features" in l]
         check(code not in (0, None) and msg and not os.path.exists(os.path.join(tmp, "x.h5")), "b. wgf-predict -data with another d is refused", msg[0].strip()[:140] if msg else wr.tail(log))
+
+        # b2. the density by inversion (rho_0 = the prior) against the chain's
+        with h5py.File(last, "r") as f:
+            px, plr = f["particles"]["x"][()], f["particles"]["logrho"][()]
+        pts = os.path.join(tmp, "points.h5")
+        with h5py.File(pts, "w") as f:
+            f["points"] = px
+        ev = os.path.join(os.path.dirname(predict_exe), "wgf-eval")
+        eo = os.path.join(tmp, "eval.h5")
+        code, log, secs = wr.run(args, ev, 2, ["-params", last, "-points", pts, "-output", eo, "-logdensity"])
+        if check(code == 0, "b2. wgf-eval -logdensity on the particles", "exit %s\n%s" % (code, "" if code == 0 else wr.tail(log))):
+            with h5py.File(eo, "r") as f:
+                lr, conv = f["logrho"][()], f["converged"][()]
+            rel = np.max(np.abs(lr - plr)) / np.max(np.abs(plr))
+            check(conv.all() and rel < 1e-7, "b2. log densities by inversion equal the chain's", "rel diff %.2e, %d of %d converged" % (rel, conv.sum(), conv.size))
 
         # c. bad data files
         with h5py.File(train, "r") as f:
