@@ -24,7 +24,12 @@ while [[ $# -gt 0 && $1 != -- ]]; do seeds+=("$1"); shift; done
 DATA=${DATA:-$WGF_ROOT/../shared/data}; OUT=${OUT:-runs/posterior}; NP=${NP:-2}; TAG=${TAG:-}
 OPTS=${OPTS:-$WGF_ROOT/input/blr.opts}
 export OMPI_MCA_hwloc_base_binding_policy=${OMPI_MCA_hwloc_base_binding_policy:-none}
-py=${PYTHON:-python3}
+# a python with numpy and h5py (PYTHON, else the system's, else the first on PATH)
+py=${PYTHON:-}
+for c in /usr/bin/python3 python3; do
+  [[ -z $py ]] && "$c" -c "import numpy, h5py" 2>/dev/null && py=$c
+done
+[[ -n $py ]] || { echo "$0: no python3 with numpy and h5py (set PYTHON)" >&2; exit 2; }
 [[ -f $DATA/$name.h5 ]] || { echo "$0: no data set $DATA/$name.h5" >&2; exit 2; }
 mkdir -p "$OUT/data"
 for s in "${seeds[@]}"; do
