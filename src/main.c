@@ -1,6 +1,7 @@
 static const char help[] = "wgf: Fokker-Planck diffusions as chains of JKO steps with input-convex neural networks.\n"
                            "  mpirun -n <ranks> build/bin/wgf [options]   (no options: a short OU demo in D = 2)\n"
-                           "  -problem TYPE        the problem: ou (Ornstein-Uhlenbeck), mixture (Gaussian-mixture stationary law)\n"
+                           "  -problem TYPE        the problem: ou (Ornstein-Uhlenbeck), mixture (Gaussian-mixture stationary law),\n"
+                           "                       blr (Bayesian logistic regression posterior: -blr_data FILE)\n"
                            "  -seed S              seed of every random number (default 0)\n"
                            "  -out_dir DIR         where ckpt_<kkkk>.h5 go after every step (default wgf_out)\n"
                            "  -particles N         resident particles written with every checkpoint (default 8192)\n"
