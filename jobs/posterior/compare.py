@@ -19,6 +19,8 @@ import json
 import h5py
 import numpy as np
 
+from reference_sampler import predictive
+
 
 def gauss_kl(m0, S0, m1, S1):
     """KL(N(m0, S0) || N(m1, S1))."""
@@ -33,14 +35,6 @@ def gauss_kl(m0, S0, m1, S1):
 
 def fit(s):
     return s.mean(axis=0), np.cov(s, rowvar=False)
-
-
-def predictive(samples, X, y):
-    m = X @ samples[:, :-1].T
-    pplus = (0.5 * (1 + np.tanh(0.5 * m))).mean(axis=1)
-    pminus = (0.5 * (1 - np.tanh(0.5 * m))).mean(axis=1)
-    pt = np.where(y > 0, pplus, pminus)
-    return float(np.mean(pt > 0.5)), float(np.mean(np.log(pt)))
 
 
 def stats(s, ref):
