@@ -55,9 +55,8 @@ static PetscErrorCode predict(Predict *pr, Flow flow)
   PetscCall(PetscCalloc1(n, &pm));
   PetscCall(WGFCheckAllRanks(pr->comm, FlowSample(flow, pr->map, (uint32_t)pr->seed, RNG_EVAL, (uint32_t)pr->map, 0, 0, pr->ns, NULL, pr->theta, NULL), "drawing the posterior samples"));
   PetscCall(BLRPredictAccumulate(pr->D, pr->ns, pr->theta, n, pr->data.X, pr->prob, pm));
-  if (pr->data.y) {
+  if (pr->data.labels) {
     PetscCall(BLRScore(n, pr->ns, pr->prob, pm, pr->data.y, &s[0], &s[1]));
-    s[0] *= n, s[1] *= n; /* back to sums over the rows */
     PetscCallMPI(MPI_Allreduce(MPI_IN_PLACE, s, 2, MPIU_REAL, MPI_SUM, pr->comm));
     pr->acc = s[0] / pr->data.n, pr->ll = s[1] / pr->data.n;
   }
@@ -84,7 +83,7 @@ static PetscErrorCode predict_write(void *ctx, const char path[])
   PetscCall(H5IOWriteAttrInt(f, "samples", pr->ns));
   PetscCall(H5IOWriteAttrInt(f, "map", pr->map));
   PetscCall(H5IOWriteAttrInt(f, "seed", pr->seed));
-  if (pr->data.y) {
+  if (pr->data.labels) {
     PetscCall(H5IOWriteAttrReal(f, "accuracy", pr->acc));
     PetscCall(H5IOWriteAttrReal(f, "loglik", pr->ll));
   }
@@ -130,7 +129,7 @@ int main(int argc, char **argv)
   PetscCheck(pr.data.d + 1 == pr.D, pr.comm, PETSC_ERR_USER_INPUT, "-data %s has %" PetscInt_FMT " features, the posterior of -params %s has d = %" PetscInt_FMT, data, pr.data.d, params, pr.D - 1);
   PetscCall(predict(&pr, flow));
   PetscCall(WGFWriteAtomic(pr.comm, "-output", output, predict_write, &pr));
-  if (pr.data.y) PetscCall(PetscPrintf(pr.comm, "%s: %" PetscInt_FMT " rows, %" PetscInt_FMT " samples of map %" PetscInt_FMT ": accuracy %.4f, log likelihood %.4f\n", output, pr.data.n, pr.ns, pr.map, (double)pr.acc, (double)pr.ll));
+  if (pr.data.labels) PetscCall(PetscPrintf(pr.comm, "%s: %" PetscInt_FMT " rows, %" PetscInt_FMT " samples of map %" PetscInt_FMT ": accuracy %.4f, log likelihood %.4f\n", output, pr.data.n, pr.ns, pr.map, (double)pr.acc, (double)pr.ll));
 
   PetscCall(PetscFree(pr.prob));
   PetscCall(PetscFree(pr.theta));

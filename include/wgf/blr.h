@@ -12,7 +12,8 @@ typedef struct {
   PetscInt   n, d;
   PetscInt   start, nlocal; /* the rows held: [start, start + nlocal) (all of them, or this rank's) */
   PetscReal *X; /* [nlocal][d]; NULL when only the description was read (a checkpoint's /problem) */
-  PetscReal *y; /* [nlocal] of +1 / -1; NULL when the file has no /y and labels were optional */
+  PetscReal *y; /* [nlocal] of +1 / -1 (NULL when nlocal = 0) */
+  PetscBool  labels; /* the file has /y: the same on every rank, whatever rows it holds */
   char       path[PETSC_MAX_PATH_LEN];
   char       sha256[65]; /* of the file, hex */
 } BLRData;

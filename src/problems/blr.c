@@ -36,7 +36,7 @@ static PetscErrorCode blr_data_check(const char opt[], const BLRData *data)
   BLRDataRead - a data file: /X (n x d, n, d >= 1, every entry finite) and /y (n entries, each +1
   or -1, any numeric type), and the file's SHA-256. With all_rows every rank reads the whole file
   (the training data of a run), otherwise its share of the rows (WGFSplitRows). Without
-  need_labels a missing /y is allowed (data->y = NULL). Every error names opt (the option that gave
+  need_labels a missing /y is allowed (data->labels false). Every error names opt (the option that gave
   the file), the file and the object, and comes before anything is written.
 
   Collective
@@ -68,6 +68,7 @@ PetscErrorCode BLRDataRead(MPI_Comm comm, const char opt[], const char path[], P
   else PetscCall(WGFSplitRows(comm, data->n, &data->start, &data->nlocal));
   PetscCall(PetscMalloc1(data->nlocal * data->d, &data->X));
   PetscCall(H5IOReadRows(f, path, "/X", data->start, data->nlocal, data->d, data->X));
+  data->labels = has_y;
   if (has_y) {
     PetscCall(PetscMalloc1(data->nlocal, &data->y));
     PetscCall(H5IOReadRows(f, path, "/y", data->start, data->nlocal, 1, data->y));
@@ -87,16 +88,15 @@ PetscErrorCode BLRDataDestroy(BLRData *data)
   PetscFunctionReturn(0);
 }
 
-/* log(1 + e^z) and 1 / (1 + e^z), without overflow for any z */
-static inline PetscReal blr_softplus(PetscReal z)
+/* For a margin z, from one exp: sigmoid(z), sigmoid(-z) (each directly, so that neither loses
+   digits to 1 - p) and, if sp is not NULL, softplus(-z) = log(1 + e^-z); no overflow for any z. */
+static inline void blr_logistic(PetscReal z, PetscReal *sig, PetscReal *signeg, PetscReal *sp)
 {
-  return PetscMax(z, 0) + log1p(PetscExpReal(-PetscAbsReal(z)));
-}
+  PetscReal e = PetscExpReal(-PetscAbsReal(z)), r = 1 / (1 + e);
 
-static inline PetscReal blr_sigmoid_neg(PetscReal z)
-{
-  PetscReal e = PetscExpReal(-PetscAbsReal(z));
-  return z >= 0 ? e / (1 + e) : 1 / (1 + e);
+  *sig    = z >= 0 ? r : e * r;
+  *signeg = z >= 0 ? e * r : r;
+  if (sp) *sp = PetscMax(-z, 0) + log1p(e);
 }
 
 #define BLR_ROWS 256 /* rows per block of the margin products: bounds their workspace */
@@ -104,8 +104,7 @@ static inline PetscReal blr_sigmoid_neg(PetscReal z)
 /*
   BLRPredictAccumulate - the posterior predictive's sums over ns parameter samples theta [ns][D]
   (D = d + 1: w, then log alpha) for nrows rows X [nrows][d]: pplus[i] += sum_j sigmoid(w_j.u_i),
-  pminus[i] += sum_j sigmoid(-w_j.u_i) (each computed directly, so that neither loses digits to
-  1 - p). The margins are one dgemm per block of rows.
+  pminus[i] += sum_j sigmoid(-w_j.u_i). The margins are one dgemm per block of rows.
 
   Not Collective
 */
@@ -130,9 +129,10 @@ PetscErrorCode BLRPredictAccumulate(PetscInt D, PetscInt ns, const PetscReal the
     for (PetscInt i = 0; i < nr; i++) {
       PetscReal sp = 0, sm = 0;
       for (PetscInt j = 0; j < ns; j++) {
-        PetscReal q = blr_sigmoid_neg(M[i * ns + j]); /* sigmoid(-m) */
+        PetscReal p, q;
+        blr_logistic(M[i * ns + j], &p, &q, NULL);
+        sp += p;
         sm += q;
-        sp += blr_sigmoid_neg(-M[i * ns + j]);
       }
       pplus[r0 + i] += sp;
       pminus[r0 + i] += sm;
@@ -144,24 +144,23 @@ PetscErrorCode BLRPredictAccumulate(PetscInt D, PetscInt ns, const PetscReal the
 }
 
 /*
-  BLRScore - held-out figures from the predictive sums of ns samples (BLRPredictAccumulate) for
-  nrows rows with labels y: accuracy = mean(p_i(true class) > 1/2), loglik = mean(log p_i(true
-  class)) (MATH.md sec. 8).
+  BLRScore - the sums behind the held-out figures, from the predictive sums of ns samples
+  (BLRPredictAccumulate) for nrows rows (0 allowed) with labels y: correct = the number of rows
+  with p_i(true class) > 1/2, loglik = sum_i log p_i(true class). Accuracy and mean log likelihood
+  (MATH.md sec. 8) are these over the number of rows, once the ranks' sums are added.
 
   Not Collective
 */
-PetscErrorCode BLRScore(PetscInt nrows, PetscInt ns, const PetscReal pplus[], const PetscReal pminus[], const PetscReal y[], PetscReal *accuracy, PetscReal *loglik)
+PetscErrorCode BLRScore(PetscInt nrows, PetscInt ns, const PetscReal pplus[], const PetscReal pminus[], const PetscReal y[], PetscReal *correct, PetscReal *loglik)
 {
-  PetscReal acc = 0, ll = 0;
-
   PetscFunctionBegin;
+  *correct = 0;
+  *loglik  = 0;
   for (PetscInt i = 0; i < nrows; i++) {
     PetscReal pt = (y[i] > 0 ? pplus[i] : pminus[i]) / ns;
-    acc += pt > 0.5 ? 1 : 0;
-    ll += PetscLogReal(pt);
+    *correct += pt > 0.5 ? 1 : 0;
+    *loglik += PetscLogReal(pt);
   }
-  *accuracy = acc / nrows;
-  *loglik   = ll / nrows;
   PetscFunctionReturn(0);
 }
 
@@ -188,9 +187,7 @@ static PetscReal blr_prior_logmass(PetscReal b, PetscReal c)
   return -b * lo + PetscLogReal(-expm1(-b * (hi - lo)));
 }
 
-/* Draws of rho_0: z = the D normals of iteration 2 iter (the last one unused), u = the uniform of
-   iteration 2 iter + 1; alpha = lo - log(1 - u (1 - e^{-b (hi - lo)})) / b is the inverse CDF of
-   the exponential truncated to [lo, hi] = [e^-c, e^c]; a = log alpha, w = z e^{-a/2}. */
+/* The log density of rho_0: the prior's, renormalised by its mass on [-c, c]; -inf outside. */
 static PetscErrorCode blr_prior_logdensity(void *ctx, PetscInt n, const PetscReal x[], PetscReal logp[], PetscBool converged[])
 {
   const BLRPrior *pr = (const BLRPrior *)ctx;
@@ -207,6 +204,9 @@ static PetscErrorCode blr_prior_logdensity(void *ctx, PetscInt n, const PetscRea
   PetscFunctionReturn(0);
 }
 
+/* Draws of rho_0: z = the D normals of iteration 2 iter (the last one unused), u = the uniform of
+   iteration 2 iter + 1; alpha = lo - log(1 - u (1 - e^{-b (hi - lo)})) / b is the inverse CDF of
+   the exponential truncated to [lo, hi] = [e^-c, e^c]; a = log alpha, w = z e^{-a/2}. */
 static PetscErrorCode blr_prior_sample(void *ctx, uint32_t seed, RNGPurpose purpose, uint32_t step, uint32_t iter, PetscInt first, PetscInt n, PetscReal x[], PetscReal logp[])
 {
   const BLRPrior *pr = (const BLRPrior *)ctx;
@@ -301,9 +301,10 @@ static PetscErrorCode blr_potential_evaluate(void *ctx, PetscInt n, const PetscR
       const PetscReal *t  = x + (b0 + i) * D;
       PetscReal        sp = 0, w2 = 0;
       for (PetscInt s = 0; s < m; s++) {
-        PetscReal z     = V->M[i * m + s];
-        sp             += blr_softplus(-z);
-        V->M[i * m + s] = blr_sigmoid_neg(z);
+        PetscReal sig, signeg, spz;
+        blr_logistic(V->M[i * m + s], &sig, &signeg, &spz);
+        sp += spz;
+        V->M[i * m + s] = signeg;
       }
       for (PetscInt j = 0; j < d; j++) w2 += t[j] * t[j];
       if (v) v[b0 + i] = -blr_log_prior(d, V->b, w2, t[d]) + V->scale * sp;
@@ -590,6 +591,8 @@ static PetscErrorCode blr_evaluate(Problem p, const Measure *model, PetscInt ste
   PetscCall(BLRPredictAccumulate(p->dim, n, theta, nt, bp->test.X, sums, sums + nt));
   PetscCallMPI(MPI_Allreduce(MPI_IN_PLACE, sums, (PetscMPIInt)(2 * nt), MPIU_REAL, MPI_SUM, p->comm));
   PetscCall(BLRScore(nt, nsamples, sums, sums + nt, bp->test.y, &out[0], &out[1]));
+  out[0] /= nt;
+  out[1] /= nt;
   PetscCall(PetscFree(theta));
   PetscCall(PetscFree(sums));
   PetscFunctionReturn(0);

@@ -9,7 +9,8 @@ The protocol is --opts (input/blr_tiny.opts) with --extra (-blr_data TRAIN -blr_
      /prob is the same on every rank count (1e-12), equals the mean over /samples of
      sigmoid(w.x) computed here with numpy (1e-12), the accuracy and loglik attributes equal the
      direct figures, and with the run's seed and -samples = -eval_samples they equal the run's
-     last /history test_accuracy and test_loglik (1e-10); -data with another d, or a checkpoint
+     last /history test_accuracy and test_loglik (1e-10); 2 rows on 3 ranks (one rank has none)
+     give the 1-rank figures; -data with another d, or a checkpoint
      of another problem, stops with a message naming the option;
   b2. densities by inversion with rho_0 = the truncated prior: wgf-eval -logdensity (beside
      wgf-predict) at the final checkpoint's /particles/x gives its /particles/logrho (computed along
@@ -94,6 +95,20 @@ def main():
             ha, hl = hist[-1, cols.index("test_accuracy")], hist[-1, cols.index("test_loglik")]
             check(abs(acc - ha) <= 1e-10 and abs(ll - hl) <= 1e-10, "b. with the run's seed and -eval_samples, the run's held-out figures",
                   "wgf-predict %.4f %.8f, /history %.4f %.8f" % (acc, ll, ha, hl))
+        with h5py.File(test, "r") as f:
+            X2, y2 = f["X"][:2], f["y"][:2]
+        two = os.path.join(tmp, "two.h5")
+        with h5py.File(two, "w") as f:
+            f["X"], f["y"] = X2, y2
+        got = {}
+        for nr in (1, 3):
+            po = os.path.join(tmp, "two_pred%d.h5" % nr)
+            code, log, secs = wr.run(args, predict_exe, nr, ["-params", last, "-data", two, "-output", po, "-samples", str(ns)])
+            if code == 0:
+                with h5py.File(po, "r") as f:
+                    got[nr] = (float(f.attrs["accuracy"]), float(f.attrs["loglik"]))
+        check(len(got) == 2 and np.isfinite(got[3]).all() and np.allclose(got[1], got[3], rtol=1e-12, atol=1e-14),
+              "b. 2 rows on 3 ranks (a rank without rows) give the 1-rank figures", "%s" % got)
         bad_d = os.path.join(tmp, "bad_d.h5")
         with h5py.File(bad_d, "w") as f:
             f["X"] = np.zeros((5, d + 1))
