@@ -349,9 +349,10 @@ PetscErrorCode BaselineSolve(Baseline b)
   PetscInt         D, start, n, nm, ncols, nsub = (PetscInt)PetscFloorReal(b->h / b->dt + 0.5);
   const char      *metrics;
   char             columns[PROBLEM_MAX_COLUMNS + 64];
-  PetscReal       *x, *hist, sim = 0;
+  PetscReal       *x, *xt, *hist, sim = 0;
   Potential        V;
   Measure          rho0 = {0};
+  Coordinates      coords;
   PetscLogDouble   t0, t1;
   BaselineOutput   out;
 
@@ -364,11 +365,14 @@ PetscErrorCode BaselineSolve(Baseline b)
   PetscCall(PetscSNPrintf(columns, sizeof(columns), "step,t,%s%sseconds", metrics, nm ? "," : ""));
   PetscCall(PetscPrintf(b->comm, "Euler-Maruyama: %" PetscInt_FMT " particles, dt %g (%" PetscInt_FMT " sub-steps per h = %g), %" PetscInt_FMT " steps, Gaussian KDE\n", b->N, (double)b->dt, nsub, (double)b->h, b->steps));
   PetscCall(WGFSplitRows(b->comm, b->N, &start, &n));
-  PetscCall(PetscMalloc2(n * D, &x, (b->steps + 1) * ncols, &hist));
+  PetscCall(PetscMalloc3(n * D, &x, n * D, &xt, (b->steps + 1) * ncols, &hist));
   for (PetscInt i = 0; i < (b->steps + 1) * ncols; i++) hist[i] = NAN;
   PetscCall(ProblemCreateInitial(b->problem, &rho0));
   PetscCall(rho0.sample(rho0.ctx, (uint32_t)b->seed, RNG_BASELINE, 0, 0, start, n, x, NULL));
   PetscCall(MeasureDestroy(&rho0));
+  /* the simulation runs where V and rho_0 are (the problem's coordinates for the flow); the KDE
+     and the output are of the particles in theta */
+  PetscCall(ProblemCreateCoordinates(b->problem, &coords));
   for (PetscInt k = 0; k <= b->steps; k++) {
     PetscReal *row = hist + k * ncols;
     if (k > 0) {
@@ -381,17 +385,21 @@ PetscErrorCode BaselineSolve(Baseline b)
     row[0] = k, row[1] = k * b->h, row[ncols - 1] = sim;
     if (b->eval_every && (k % b->eval_every == 0 || k == b->steps)) {
       Measure kde = {0};
-      PetscCall(MeasureCreateKDE(b->comm, D, n, x, strcmp(b->samples, "particles") ? PETSC_FALSE : PETSC_TRUE, &kde));
+      PetscCall(PetscArraycpy(xt, x, n * D));
+      if (coords.forward) PetscCall(coords.forward(coords.ctx, n, xt, xt, NULL));
+      PetscCall(MeasureCreateKDE(b->comm, D, n, xt, strcmp(b->samples, "particles") ? PETSC_FALSE : PETSC_TRUE, &kde));
       PetscCall(ProblemEvaluate(b->problem, &kde, k, k * b->h, b->eval_samples, row + 2));
       PetscCall(MeasureDestroy(&kde));
       PetscCall(ProblemMonitor(b->problem, k, k * b->h, row + 2));
     }
   }
   PetscCall(PetscPrintf(b->comm, "Euler-Maruyama: %.1f s of simulation for t = %g\n", (double)sim, (double)(b->steps * b->h)));
+  if (coords.forward) PetscCall(coords.forward(coords.ctx, n, x, x, NULL));
+  PetscCall(CoordinatesDestroy(&coords));
   out = (BaselineOutput){.b = b, .ncols = ncols, .start = start, .n = n, .columns = columns, .hist = hist, .x = x};
   PetscCall(WGFWriteAtomic(b->comm, "-output", b->output, baseline_write, &out));
   PetscCall(PetscPrintf(b->comm, "wrote %s\n", b->output));
-  PetscCall(PetscFree2(x, hist));
+  PetscCall(PetscFree3(x, xt, hist));
   PetscFunctionReturn(0);
 }
 

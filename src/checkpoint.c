@@ -141,12 +141,27 @@ static PetscErrorCode checkpoint_fill(MPI_Comm comm, hid_t f, const CheckpointDa
   if (d->write_config) PetscCall(d->write_config(d->ctx, g));
   PetscCallH5(H5Gclose(g));
   {
-    hsize_t dND[2] = {(hsize_t)d->np, (hsize_t)D}, dN[1] = {(hsize_t)d->np}, dH[2] = {(hsize_t)d->hist_rows, (hsize_t)d->hist_cols};
-    CKPT(H5IOWriteRows(f, "/particles/x0", 2, dND, d->np_start, d->np_local, d->x0));
-    CKPT(H5IOWriteRows(f, "/particles/x", 2, dND, d->np_start, d->np_local, d->x));
-    CKPT(H5IOWriteRows(f, "/particles/logrho", 1, dN, d->np_start, d->np_local, d->logrho));
+    hsize_t    dND[2] = {(hsize_t)d->np, (hsize_t)D}, dN[1] = {(hsize_t)d->np}, dH[2] = {(hsize_t)d->hist_rows, (hsize_t)d->hist_cols};
+    PetscBool  own;
+    PetscReal *t0, *tx, *tl;
+    PetscCall(FlowHasCoordinates(d->flow, &own));
+    if (own) { /* the particles as the flow holds them (what a restart reads), then in theta */
+      CKPT(H5IOWriteRows(f, "/particles/flow/x0", 2, dND, d->np_start, d->np_local, d->x0));
+      CKPT(H5IOWriteRows(f, "/particles/flow/x", 2, dND, d->np_start, d->np_local, d->x));
+      CKPT(H5IOWriteRows(f, "/particles/flow/logrho", 1, dN, d->np_start, d->np_local, d->logrho));
+    }
+    PetscCall(PetscMalloc3(d->np_local * D, &t0, d->np_local * D, &tx, d->np_local, &tl));
+    PetscCall(PetscArraycpy(t0, d->x0, d->np_local * D));
+    PetscCall(PetscArraycpy(tx, d->x, d->np_local * D));
+    PetscCall(PetscArraycpy(tl, d->logrho, d->np_local));
+    PetscCall(FlowToProblem(d->flow, d->np_local, t0, NULL));
+    PetscCall(FlowToProblem(d->flow, d->np_local, tx, tl));
+    CKPT(H5IOWriteRows(f, "/particles/x0", 2, dND, d->np_start, d->np_local, t0));
+    CKPT(H5IOWriteRows(f, "/particles/x", 2, dND, d->np_start, d->np_local, tx));
+    CKPT(H5IOWriteRows(f, "/particles/logrho", 1, dN, d->np_start, d->np_local, tl));
+    PetscCall(PetscFree3(t0, tx, tl));
     PetscCallH5(g = H5Gopen2(f, "/particles", H5P_DEFAULT));
-    CKPT(H5IOWriteAttrString(g, "meaning", "x0: draws of rho_0; x: the same particles pushed through maps 1..step; logrho: log rho_step(x) along the chain (MATH.md sec. 1)"));
+    CKPT(H5IOWriteAttrString(g, "meaning", own ? "x0: draws of rho_0; x: the same particles pushed through maps 1..step; logrho: log rho_step(x) along the chain (MATH.md sec. 1); in the problem's coordinates, and in the flow's own under /particles/flow (what a restart reads)" : "x0: draws of rho_0; x: the same particles pushed through maps 1..step; logrho: log rho_step(x) along the chain (MATH.md sec. 1)"));
     PetscCallH5(H5Gclose(g));
     CKPT(H5IOWriteRows(f, "/history", 2, dH, 0, rank ? 0 : d->hist_rows, d->hist));
     PetscCallH5(g = H5Dopen2(f, "/history", H5P_DEFAULT));
@@ -468,10 +483,11 @@ PetscErrorCode CheckpointFind(MPI_Comm comm, const char where[], char path[], si
 */
 PetscErrorCode CheckpointReadState(MPI_Comm comm, const char path[], PetscInt D, CheckpointState *st)
 {
-  hid_t    f;
-  PetscInt nd;
-  hsize_t  dims[H5IO_MAX_DIMS];
-  char     name[64];
+  hid_t     f;
+  PetscInt  nd;
+  hsize_t   dims[H5IO_MAX_DIMS];
+  char      name[64];
+  PetscBool own;
 
   PetscFunctionBegin;
   PetscCall(PetscMemzero(st, sizeof(*st)));
@@ -502,9 +518,10 @@ PetscErrorCode CheckpointReadState(MPI_Comm comm, const char path[], PetscInt D,
   st->np = (PetscInt)dims[0];
   PetscCall(WGFSplitRows(comm, st->np, &st->np_start, &st->np_local));
   PetscCall(PetscMalloc3(st->np_local * D, &st->x0, st->np_local * D, &st->x, st->np_local, &st->logrho));
-  PetscCall(H5IOReadRows(f, path, "/particles/x0", st->np_start, st->np_local, D, st->x0));
-  PetscCall(H5IOReadRows(f, path, "/particles/x", st->np_start, st->np_local, D, st->x));
-  PetscCall(H5IOReadRows(f, path, "/particles/logrho", st->np_start, st->np_local, 1, st->logrho));
+  PetscCall(H5IOExists(f, "/particles/flow", &own)); /* the flow's own coordinates, if it has them */
+  PetscCall(H5IOReadRows(f, path, own ? "/particles/flow/x0" : "/particles/x0", st->np_start, st->np_local, D, st->x0));
+  PetscCall(H5IOReadRows(f, path, own ? "/particles/flow/x" : "/particles/x", st->np_start, st->np_local, D, st->x));
+  PetscCall(H5IOReadRows(f, path, own ? "/particles/flow/logrho" : "/particles/logrho", st->np_start, st->np_local, 1, st->logrho));
   PetscCall(H5IOClose(&f));
   PetscFunctionReturn(0);
 }
@@ -556,7 +573,7 @@ PetscErrorCode CheckpointLoadMaps(MPI_Comm comm, const char path[], PetscInt k, 
 /*
   CheckpointLoadFlow - the chain of a checkpoint: the shape and map `map` into net (as
   CheckpointLoadICNN; map 0 = the highest), rho_0 from the problem of its /problem group
-  (ProblemLoad, ProblemCreateInitial), and maps 1..map into flow.
+  (ProblemLoad, ProblemSetUpFlow), and maps 1..map into flow.
 
   Collective
 */
@@ -564,7 +581,7 @@ PetscErrorCode CheckpointLoadFlow(MPI_Comm comm, const char path[], PetscInt map
 {
   PetscInt D, P;
   Problem  problem;
-  Measure  rho0 = {0};
+  const Measure *rho0;
 
   PetscFunctionBegin;
   PetscCall(CheckpointLoadICNN(comm, path, &map, net));
@@ -572,10 +589,10 @@ PetscErrorCode CheckpointLoadFlow(MPI_Comm comm, const char path[], PetscInt map
   PetscCall(ICNNGetNumParameters(net, &P));
   PetscCall(ProblemCreate(comm, &problem));
   PetscCall(ProblemLoad(problem, path));
-  PetscCall(ProblemCreateInitial(problem, &rho0));
+  PetscCall(ProblemSetUpFlow(problem, flow));
+  PetscCall(FlowGetInitial(flow, &rho0));
+  PetscCheck(rho0->dim == D, comm, PETSC_ERR_FILE_UNEXPECTED, "file %s: rho_0 of /problem has dimension %" PetscInt_FMT ", the maps %" PetscInt_FMT, path, rho0->dim, D);
   PetscCall(ProblemDestroy(&problem));
-  PetscCheck(rho0.dim == D, comm, PETSC_ERR_FILE_UNEXPECTED, "file %s: rho_0 of /problem has dimension %" PetscInt_FMT ", the maps %" PetscInt_FMT, path, rho0.dim, D);
-  PetscCall(FlowSetInitial(flow, &rho0));
   PetscCall(FlowSetNetwork(flow, net));
   PetscCall(CheckpointLoadMaps(comm, path, map, P, flow));
   PetscFunctionReturn(0);

@@ -9,6 +9,7 @@
 struct _p_Flow {
   MPI_Comm   comm;
   Measure    rho0;    /* owned; dim 0 until set */
+  Coordinates coords; /* owned: theta = T(u), from the flow's coordinates to the problem's */
   ICNN       net;     /* the evaluator, owned */
   PetscInt   P;       /* parameters per map */
   PetscInt   nmaps, cap;
@@ -19,6 +20,8 @@ struct _p_Flow {
   PetscInt   wcap;    /* capacity (points) of the work arrays */
   PetscReal *wy, *wld;
 };
+
+static PetscErrorCode flow_work(Flow, PetscInt);
 
 /*
   FlowCreate - an empty chain: set rho_0 with FlowSetInitial() (or FlowSetInitialGaussian()) and the shape of the maps
@@ -46,6 +49,7 @@ PetscErrorCode FlowDestroy(Flow *flow)
   PetscFunctionBegin;
   if (!flow || !*flow) PetscFunctionReturn(0);
   PetscCall(MeasureDestroy(&(*flow)->rho0));
+  PetscCall(CoordinatesDestroy(&(*flow)->coords));
   PetscCall(ICNNDestroy(&(*flow)->net));
   PetscCall(PetscFree((*flow)->maps));
   PetscCall(PetscFree2((*flow)->wy, (*flow)->wld));
@@ -83,6 +87,42 @@ PetscErrorCode FlowSetInitial(Flow flow, Measure *m)
   PetscCall(MeasureDestroy(&flow->rho0));
   flow->rho0 = *m;
   PetscCall(PetscMemzero(m, sizeof(*m)));
+  PetscFunctionReturn(0);
+}
+
+/* FlowSetCoordinates - the flow runs in coordinates u of its own, theta = T(u) (metrics.h):
+   rho_0 (FlowSetInitial), the maps, FlowPush and FlowSample are in u; FlowToProblem, FlowLogDensity
+   and FlowGetMeasure speak theta. Taken over like FlowSetInitial; without it T is the identity.
+   Not Collective. */
+PetscErrorCode FlowSetCoordinates(Flow flow, Coordinates *c)
+{
+  PetscFunctionBegin;
+  PetscCheck(!c->forward == !c->inverse, flow->comm, PETSC_ERR_ARG_WRONG, "FlowSetCoordinates: a change of coordinates needs both its forward map and its inverse");
+  PetscCall(CoordinatesDestroy(&flow->coords));
+  flow->coords = *c;
+  PetscCall(PetscMemzero(c, sizeof(*c)));
+  PetscFunctionReturn(0);
+}
+
+/* FlowHasCoordinates - whether the flow runs in coordinates of its own. Not Collective. */
+PetscErrorCode FlowHasCoordinates(Flow flow, PetscBool *own)
+{
+  PetscFunctionBegin;
+  *own = flow->coords.forward ? PETSC_TRUE : PETSC_FALSE;
+  PetscFunctionReturn(0);
+}
+
+/* FlowToProblem - n points x [n][D] of the flow's coordinates to the problem's, in place, and
+   their log densities logrho [n] (may be NULL) with them: log rho(theta) = log rho(u) -
+   log |det DT(u)|. Not Collective. */
+PetscErrorCode FlowToProblem(Flow flow, PetscInt n, PetscReal x[], PetscReal logrho[])
+{
+  PetscFunctionBegin;
+  if (!flow->coords.forward) PetscFunctionReturn(0);
+  PetscCall(flow_work(flow, n));
+  PetscCall(flow->coords.forward(flow->coords.ctx, n, x, x, flow->wld));
+  if (logrho)
+    for (PetscInt b = 0; b < n; b++) logrho[b] -= flow->wld[b];
   PetscFunctionReturn(0);
 }
 
@@ -228,8 +268,9 @@ PetscErrorCode FlowPushSamples(Flow flow, PetscInt kfrom, PetscInt kto, PetscInt
 
 /*
   FlowSample - n samples of rho_k: x_0 = rho_0 draws addressed by (seed, purpose, step, iter,
-  global indices first ... first + n - 1) (rng.h), pushed through maps 1..k. Outputs: x0 [n][D]
-  and logrho [n] = log rho_k(x) may be NULL; x [n][D].
+  global indices first ... first + n - 1) (rng.h), pushed through maps 1..k, in the flow's
+  coordinates (FlowToProblem converts them). Outputs: x0 [n][D] and logrho [n] = log rho_k(x) may
+  be NULL; x [n][D].
 
   Not Collective
 */
@@ -343,9 +384,10 @@ PetscErrorCode FlowInvertMap(Flow flow, PetscInt i, PetscInt n, const PetscReal 
 }
 
 /*
-  FlowLogDensity - log rho_k(y) at n arbitrary points y [n][D] (MATH.md sec. 5): invert maps
-  k, ..., 1, then log rho_k(y) = log rho_0(x_0) - sum_i log det Hess psi_i(x_{i-1}). A point where
-  any inversion did not converge gets converged = PETSC_FALSE and logrho = NaN, never a number.
+  FlowLogDensity - log rho_k(y) at n arbitrary points y [n][D] of the problem's coordinates
+  (MATH.md sec. 5): to the flow's, u = T^{-1}(y), invert maps k, ..., 1, then log rho_k(y) =
+  log rho_0(x_0) - sum_i log det Hess psi_i(x_{i-1}) - log |det DT(u)|. A point where any
+  inversion did not converge gets converged = PETSC_FALSE and logrho = NaN, never a number.
 
   Not Collective
 */
@@ -362,6 +404,10 @@ PetscErrorCode FlowLogDensity(Flow flow, PetscInt k, PetscInt n, const PetscReal
   for (PetscInt b = 0; b < n; b++) {
     sum[b]       = 0;
     converged[b] = PETSC_TRUE;
+  }
+  if (flow->coords.forward) {
+    PetscCall(flow->coords.inverse(flow->coords.ctx, n, y, x));
+    PetscCall(flow->coords.forward(flow->coords.ctx, n, x, xp, sum));
   }
   for (PetscInt i = k; i >= 1; i--) {
     PetscCall(FlowInvertMap(flow, i, n, x, xp, ld, ci));
@@ -388,6 +434,7 @@ static PetscErrorCode flow_measure_sample(void *ctx, uint32_t seed, RNGPurpose p
 
   PetscFunctionBegin;
   PetscCall(FlowSample(c->flow, c->k, seed, purpose, step, iter, first, n, NULL, x, logp));
+  PetscCall(FlowToProblem(c->flow, n, x, logp));
   PetscFunctionReturn(0);
 }
 
@@ -411,8 +458,8 @@ static PetscErrorCode flow_measure_destroy(void *ctx)
 }
 
 /*
-  FlowGetMeasure - rho_k as a Measure (metrics.h): samples by FlowSample (iteration 0 of the
-  stream), log densities at arbitrary points by FlowLogDensity (inversion). The flow is borrowed:
+  FlowGetMeasure - rho_k as a Measure (metrics.h) in the problem's coordinates: samples by
+  FlowSample and FlowToProblem (iteration 0 of the stream), log densities at arbitrary points by FlowLogDensity (inversion). The flow is borrowed:
   it must outlive the measure; destroy the measure with MeasureDestroy.
 
   Not Collective

@@ -417,6 +417,17 @@ PetscErrorCode MeasureDestroy(Measure *m)
   PetscFunctionReturn(0);
 }
 
+/* CoordinatesDestroy - frees what the change of coordinates owns and zeroes it (the identity);
+   accepts NULL. Not Collective. */
+PetscErrorCode CoordinatesDestroy(Coordinates *c)
+{
+  PetscFunctionBegin;
+  if (!c) PetscFunctionReturn(0);
+  if (c->destroy) PetscCall(c->destroy(c->ctx));
+  PetscCall(PetscMemzero(c, sizeof(*c)));
+  PetscFunctionReturn(0);
+}
+
 static PetscErrorCode gaussian_measure_sample(void *ctx, uint32_t seed, RNGPurpose purpose, uint32_t step, uint32_t iter, PetscInt first, PetscInt n, PetscReal x[], PetscReal logp[])
 {
   const Gaussian *g = (const Gaussian *)ctx;

@@ -276,6 +276,37 @@ PetscErrorCode ProblemCreateInitial(Problem p, Measure *rho0)
   PetscFunctionReturn(0);
 }
 
+/*
+  ProblemCreateCoordinates - the coordinates the flow runs in (metrics.h), for the flow to take
+  over (FlowSetCoordinates) or to be destroyed with CoordinatesDestroy: the type's own, or the
+  identity (a zeroed struct). rho_0 (ProblemCreateInitial) and V (ProblemGetPotential) are in them.
+
+  Not Collective
+*/
+PetscErrorCode ProblemCreateCoordinates(Problem p, Coordinates *c)
+{
+  PetscFunctionBegin;
+  PROBLEM_CHECK_BUILT(p, "ProblemCreateCoordinates");
+  PetscCall(PetscMemzero(c, sizeof(*c)));
+  if (p->ops.coordinates) PetscCall(p->ops.coordinates(p, c));
+  PetscFunctionReturn(0);
+}
+
+/* ProblemSetUpFlow - rho_0 and the coordinates of the problem onto a flow (which takes them over).
+   Not Collective. */
+PetscErrorCode ProblemSetUpFlow(Problem p, Flow flow)
+{
+  Measure     rho0 = {0};
+  Coordinates c;
+
+  PetscFunctionBegin;
+  PetscCall(ProblemCreateInitial(p, &rho0));
+  PetscCall(FlowSetInitial(flow, &rho0));
+  PetscCall(ProblemCreateCoordinates(p, &c));
+  PetscCall(FlowSetCoordinates(flow, &c));
+  PetscFunctionReturn(0);
+}
+
 /* ProblemGetMetrics - how many metric columns the type reports, and their comma-separated names. Not Collective. */
 PetscErrorCode ProblemGetMetrics(Problem p, PetscInt *n, const char **names)
 {

@@ -328,7 +328,6 @@ PetscErrorCode RunSetFromOptions(Run app)
   PetscInt    nmetrics;
   const char *metrics;
   Potential   V;
-  Measure     rho0 = {0};
 
   PetscFunctionBegin;
   PetscCallMPI(MPI_Comm_size(app->comm, &size));
@@ -365,8 +364,7 @@ PetscErrorCode RunSetFromOptions(Run app)
   PetscCall(PetscSNPrintf(app->columns, sizeof(app->columns), "%s,%s%s%s", hist_head, metrics, nmetrics ? "," : "", hist_tail));
   PetscCall(FlowCreate(app->comm, &app->flow));
   PetscCall(FlowSetFromOptions(app->flow));
-  PetscCall(ProblemCreateInitial(app->problem, &rho0));
-  PetscCall(FlowSetInitial(app->flow, &rho0));
+  PetscCall(ProblemSetUpFlow(app->problem, app->flow));
   PetscCall(JKOCreate(app->comm, &app->jko));
   PetscCall(JKOSetFromOptions(app->jko));
   PetscCall(JKOSetFlow(app->jko, app->flow));

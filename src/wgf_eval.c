@@ -4,7 +4,9 @@ static const char help[] = "wgf-eval: evaluates a DenseICNN map stored in an HDF
                            "  -points FILE  /points (N x D) and optionally the seeds /psibar (N), /ybar (N x D), /hbar (N x D x D)\n"
                            "  -output FILE  gets /psi, /grad, /hessian, /logdet and, with seeds, /theta_grad (summed over points)\n"
                            "  -map K        map number (default: the highest in the file)\n"
-                           "  -logdensity   also /logrho = log rho_K at the points (inverting maps K..1, rho_0 from /problem)\n"
+                           "  -logdensity   also /logrho = log rho_K at the points (inverting maps K..1, rho_0 from /problem);\n"
+                           "                the points are then in the problem's coordinates (theta of -problem blr), the\n"
+                           "                map outputs are of the network at the points as given (the flow's coordinates)\n"
                            "                and /converged (int8, 0 where an inversion did not converge and /logrho is NaN)\n"
                            "Runs on any number of MPI ranks (each evaluates its share of the points).\n";
 

@@ -54,6 +54,7 @@ static PetscErrorCode predict(Predict *pr, Flow flow)
   PetscCall(PetscCalloc1(n, &pr->prob));
   PetscCall(PetscCalloc1(n, &pm));
   PetscCall(WGFCheckAllRanks(pr->comm, FlowSample(flow, pr->map, (uint32_t)pr->seed, RNG_EVAL, (uint32_t)pr->map, 0, 0, pr->ns, NULL, pr->theta, NULL), "drawing the posterior samples"));
+  PetscCall(FlowToProblem(flow, pr->ns, pr->theta, NULL));
   PetscCall(BLRPredictAccumulate(pr->D, pr->ns, pr->theta, n, pr->data.X, pr->prob, pm));
   if (pr->data.labels) {
     PetscCall(BLRScore(n, pr->ns, pr->prob, pm, pr->data.y, &s[0], &s[1]));

@@ -11,6 +11,10 @@ static const char help[] = "Unit tests of the posterior problem (-problem blr, M
      and the CDF of log alpha of 200000 draws matches the quadrature of the density at 5 points
      within 5 binomial standard errors; in d = 3 E[alpha |w|^2] = d (alpha |w|^2 ~ chi^2_d) and
      the logp of the draws equals the log density at them;
+   - the non-centred coordinates u = (z, a), theta = T(u) = (z e^{-a/2}, a): T^{-1}(T(u)) = u,
+     log |det DT| against the determinant of a finite-difference Jacobian, V_u(u) = V(T(u)) -
+     log |det DT(u)| with V in theta (checked above), grad V_u by finite differences, and rho_0 in
+     u: the same draws as in theta once mapped by T, with log densities that differ by the log det;
    - BLRPredictAccumulate and BLRScore against direct loops.
    Data files are written here with int8 labels (the layout -blr_data reads). Runs on 1 rank. */
 #include "wgf_test.h"
@@ -42,15 +46,25 @@ static PetscErrorCode write_data(const char path[], PetscInt d, PetscReal X[], P
   PetscFunctionReturn(0);
 }
 
-static PetscErrorCode blr_problem(const char path[], const char batch[], Problem *p)
+/* The checks of V and rho_0 in theta run with -blr_coordinates theta; test_noncentred compares
+   the non-centred ones with them. */
+static PetscErrorCode blr_problem_in(const char path[], const char batch[], const char coords[], Problem *p)
 {
   PetscFunctionBegin;
   PetscCall(PetscOptionsSetValue(NULL, "-problem", "blr"));
+  PetscCall(PetscOptionsSetValue(NULL, "-blr_coordinates", coords));
   PetscCall(PetscOptionsSetValue(NULL, "-blr_data", path));
   PetscCall(PetscOptionsSetValue(NULL, "-blr_data_batch", batch));
   PetscCall(ProblemCreate(PETSC_COMM_SELF, p));
   PetscCall(ProblemSetSeed(*p, 5));
   PetscCall(ProblemSetFromOptions(*p));
+  PetscFunctionReturn(0);
+}
+
+static PetscErrorCode blr_problem(const char path[], const char batch[], Problem *p)
+{
+  PetscFunctionBegin;
+  PetscCall(blr_problem_in(path, batch, "theta", p));
   PetscFunctionReturn(0);
 }
 
@@ -224,6 +238,112 @@ static PetscErrorCode test_prior(void)
   PetscFunctionReturn(0);
 }
 
+/* log |det J| of a D x D matrix (D <= 4) by Gaussian elimination with partial pivoting */
+static PetscReal logabsdet(PetscInt D, PetscReal J[])
+{
+  PetscReal l = 0;
+  for (PetscInt k = 0; k < D; k++) {
+    PetscInt piv = k;
+    for (PetscInt i = k + 1; i < D; i++)
+      if (PetscAbsReal(J[i * D + k]) > PetscAbsReal(J[piv * D + k])) piv = i;
+    for (PetscInt j = 0; j < D; j++) {
+      PetscReal t = J[k * D + j];
+      J[k * D + j] = J[piv * D + j], J[piv * D + j] = t;
+    }
+    l += PetscLogReal(PetscAbsReal(J[k * D + k]));
+    for (PetscInt i = k + 1; i < D; i++)
+      for (PetscInt j = D - 1; j >= k; j--) J[i * D + j] -= J[i * D + k] / J[k * D + k] * J[k * D + j];
+  }
+  return l;
+}
+
+static PetscErrorCode test_noncentred(void)
+{
+  const PetscInt  d = 3, D = 4, np = 8, N = 1000;
+  const PetscReal as[8] = {-8, -7.999, 8, 7.9, -8.2, 8.3, -2, 0.5};
+  PetscReal       u[8 * 4], th[8 * 4], back[8 * 4], ld[8], vu[8], vt[8], g[8 * 4], xp[2 * 4], tp[2 * 4], vp[2], J[16], e = 0;
+  PetscReal      *xc, *xn, *lc, *ln, *lq, *ldn;
+  Problem         pc, pn;
+  Potential       Vc, Vn;
+  Coordinates     cc, cn;
+  Measure         rc = {0}, rn = {0};
+
+  PetscFunctionBegin;
+  for (PetscInt b = 0; b < np; b++) {
+    for (PetscInt j = 0; j < d; j++) u[b * D + j] = 0.7 * PetscCosReal(1.7 * b + j) * (b % 3 ? 1 : 3);
+    u[b * D + d] = as[b];
+  }
+  PetscCall(blr_problem_in("test_blr_d3.h5", "1000", "theta", &pc));
+  PetscCall(blr_problem_in("test_blr_d3.h5", "1000", "noncentred", &pn));
+  PetscCall(ProblemCreateCoordinates(pc, &cc));
+  PetscCall(ProblemCreateCoordinates(pn, &cn));
+  EXPECT(!cc.forward && !cc.inverse, "-blr_coordinates theta: the coordinates are not the identity");
+  EXPECT(cn.forward && cn.inverse, "-blr_coordinates noncentred: no change of coordinates");
+  if (!cn.forward) PetscFunctionReturn(0);
+  /* T, T^{-1} and log |det DT| */
+  PetscCall(cn.forward(cn.ctx, np, u, th, ld));
+  PetscCall(cn.inverse(cn.ctx, np, th, back));
+  for (PetscInt b = 0; b < np; b++) {
+    for (PetscInt k = 0; k < D; k++) {
+      EXPECT(PetscAbsReal(back[b * D + k] - u[b * D + k]) <= 1e-14 * PetscMax(1, PetscAbsReal(u[b * D + k])), "T^{-1}(T(u)) at point %d component %d: %.17g, u %.17g", (int)b, (int)k, (double)back[b * D + k], (double)u[b * D + k]);
+      EXPECT(k < d || th[b * D + k] == u[b * D + k], "T changes log alpha at point %d", (int)b);
+    }
+    for (PetscInt k = 0; k < D; k++) { /* column k of the Jacobian, central differences */
+      PetscReal eps = 1e-6;
+      for (PetscInt s = 0; s < 2; s++) {
+        PetscCall(PetscArraycpy(xp + s * D, u + b * D, D));
+        xp[s * D + k] += s ? -eps : eps;
+      }
+      PetscCall(cn.forward(cn.ctx, 2, xp, tp, NULL));
+      for (PetscInt i = 0; i < D; i++) J[i * D + k] = (tp[i] - tp[D + i]) / (2 * eps);
+    }
+    {
+      PetscReal fd = logabsdet(D, J);
+      EXPECT(PetscAbsReal(ld[b] - fd) <= 1e-6 * PetscMax(1, PetscAbsReal(fd)), "log |det DT| at point %d (a = %g): %.10g, of the finite-difference Jacobian %.10g", (int)b, (double)as[b], (double)ld[b], (double)fd);
+    }
+  }
+  /* V_u = V(T(u)) - log |det DT(u)|, and its gradient by finite differences */
+  PetscCall(ProblemGetPotential(pc, &Vc));
+  PetscCall(ProblemGetPotential(pn, &Vn));
+  PetscCall(PotentialEvaluate(Vn, np, u, vu, g));
+  PetscCall(PotentialEvaluate(Vc, np, th, vt, NULL));
+  for (PetscInt b = 0; b < np; b++) {
+    EXPECT(PetscAbsReal(vu[b] - (vt[b] - ld[b])) <= 1e-12 * PetscMax(1, PetscAbsReal(vt[b])), "V_u at point %d (a = %g): %.17g, V(T(u)) - log det %.17g", (int)b, (double)as[b], (double)vu[b], (double)(vt[b] - ld[b]));
+    for (PetscInt k = 0; k < D; k++) {
+      PetscReal eps = 1e-6 * PetscMax(1, PetscAbsReal(u[b * D + k])), fd;
+      for (PetscInt s = 0; s < 2; s++) {
+        PetscCall(PetscArraycpy(xp + s * D, u + b * D, D));
+        xp[s * D + k] += s ? -eps : eps;
+      }
+      PetscCall(PotentialEvaluate(Vn, 2, xp, vp, NULL));
+      fd = (vp[0] - vp[1]) / (2 * eps);
+      EXPECT(PetscAbsReal(g[b * D + k] - fd) <= 1e-6 * PetscMax(PetscAbsReal(fd), 1) + 1e-9 * PetscMax(1, PetscAbsReal(vu[b])) / PetscMax(1e-3, eps), "grad V_u at point %d (a = %g), component %d: %.10g, finite difference %.10g", (int)b, (double)as[b], (int)k, (double)g[b * D + k], (double)fd);
+    }
+  }
+  /* rho_0: the same stream gives the theta draws once mapped by T; log densities differ by log det */
+  PetscCall(ProblemCreateInitial(pc, &rc));
+  PetscCall(ProblemCreateInitial(pn, &rn));
+  PetscCall(PetscMalloc6(N * D, &xc, N * D, &xn, N, &lc, N, &ln, N, &lq, N, &ldn));
+  PetscCall(rc.sample(rc.ctx, 4, RNG_EVAL, 2, 1, 0, N, xc, lc));
+  PetscCall(rn.sample(rn.ctx, 4, RNG_EVAL, 2, 1, 0, N, xn, ln));
+  PetscCall(rn.logdensity(rn.ctx, N, xn, lq, NULL));
+  PetscCall(cn.forward(cn.ctx, N, xn, xn, ldn));
+  for (PetscInt i = 0; i < N; i++) {
+    for (PetscInt k = 0; k < D; k++) e = PetscMax(e, PetscAbsReal(xn[i * D + k] - xc[i * D + k]) / PetscMax(1, PetscAbsReal(xc[i * D + k])));
+    EXPECT(ln[i] == lq[i], "rho_0 in u, draw %d: the logp of the draw %.17g, the log density at it %.17g", (int)i, (double)ln[i], (double)lq[i]);
+    EXPECT(PetscAbsReal(ln[i] - ldn[i] - lc[i]) <= 1e-12 * PetscMax(1, PetscAbsReal(lc[i])), "rho_0, draw %d: log rho_0(u) - log det %.17g, log rho_0(theta) %.17g", (int)i, (double)(ln[i] - ldn[i]), (double)lc[i]);
+  }
+  EXPECT(e <= 1e-14, "rho_0: T(the draws in u) differ from the draws in theta by %g (relative)", (double)e);
+  PetscCall(PetscFree6(xc, xn, lc, ln, lq, ldn));
+  PetscCall(MeasureDestroy(&rc));
+  PetscCall(MeasureDestroy(&rn));
+  PetscCall(CoordinatesDestroy(&cc));
+  PetscCall(CoordinatesDestroy(&cn));
+  PetscCall(ProblemDestroy(&pc));
+  PetscCall(ProblemDestroy(&pn));
+  PetscFunctionReturn(0);
+}
+
 static PetscErrorCode test_predictive(void)
 {
   const PetscInt ns = 7, nr = 300, d = 3, D = 4; /* nr > one block of rows */
@@ -258,6 +378,7 @@ int main(int argc, char **argv)
   PetscCall(PetscInitialize(&argc, &argv, NULL, help));
   PetscCall(test_potential());
   PetscCall(test_prior());
+  PetscCall(test_noncentred());
   PetscCall(test_predictive());
   PetscCall(PetscPrintf(PETSC_COMM_WORLD, "test_blr: %" PetscInt_FMT " failure(s)\n", nfail));
   PetscCall(PetscFinalize());

@@ -13,6 +13,8 @@
                          mixture: centers, weights, std, mu0, S0)
      /particles/x0, x    float64 [N][D]: resident particles at t = 0 and at step k
      /particles/logrho   float64 [N]: log rho_k at x
+     /particles/flow/... the same in the flow's own coordinates, when it has them
+                         (FlowSetCoordinates; /particles/x0 .. logrho are then in theta)
      /history            float64 [k + 1][ncols], one row per step (row 0: t = 0); attr columns */
 #ifndef WGF_CHECKPOINT_H
 #define WGF_CHECKPOINT_H

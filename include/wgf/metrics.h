@@ -31,10 +31,23 @@ typedef struct {
   PetscErrorCode (*destroy)(void *ctx);
 } Measure;
 
+/* A change of coordinates theta = T(u) (MATH.md sec. 9): a flow may run in coordinates u of its
+   own (where rho_0, V and the maps live) while everything a user reads (samples, densities,
+   files of samples) is in the problem's theta. forward: theta [n][D] = T(u [n][D]) (theta may be
+   u, in place) and, if logdet [n] is not NULL, log |det DT(u)|; inverse: u = T^{-1}(theta) (u
+   may be theta). destroy frees ctx (may be NULL). A zeroed struct is the identity. */
+typedef struct {
+  void *ctx;
+  PetscErrorCode (*forward)(void *ctx, PetscInt n, const PetscReal u[], PetscReal theta[], PetscReal logdet[]);
+  PetscErrorCode (*inverse)(void *ctx, PetscInt n, const PetscReal theta[], PetscReal u[]);
+  PetscErrorCode (*destroy)(void *ctx);
+} Coordinates;
+
 /* The five numbers MetricsCompare returns, in this order (the /history metric columns). */
 enum { METRICS_KL_MODEL_REF, METRICS_KL_REF_MODEL, METRICS_SYMKL, METRICS_ENERGY, METRICS_NOT_CONVERGED, METRICS_NCOMPARE };
 
 PetscErrorCode MeasureDestroy(Measure *);
+PetscErrorCode CoordinatesDestroy(Coordinates *);
 PetscErrorCode MeasureCreateGaussian(const Gaussian *, Measure *);
 PetscErrorCode MetricsCompare(MPI_Comm, PetscInt, uint32_t, uint32_t, const Measure *, const Measure *, const char[], PetscReal[]);
 PetscErrorCode GaussianCreate(PetscInt, const PetscReal[], const PetscReal[], Gaussian *);

@@ -8,6 +8,7 @@
 #ifndef WGF_PROBLEM_H
 #define WGF_PROBLEM_H
 
+#include <wgf/flow.h>
 #include <wgf/metrics.h>
 #include <wgf/potential.h>
 #include <petscviewer.h>
@@ -33,6 +34,8 @@ PetscErrorCode ProblemView(Problem, PetscViewer);
 PetscErrorCode ProblemGetPotential(Problem, Potential *);
 PetscErrorCode ProblemGetInitial(Problem, PetscInt *, const PetscReal **, const PetscReal **);
 PetscErrorCode ProblemCreateInitial(Problem, Measure *);
+PetscErrorCode ProblemCreateCoordinates(Problem, Coordinates *);
+PetscErrorCode ProblemSetUpFlow(Problem, Flow);
 PetscErrorCode ProblemGetMetrics(Problem, PetscInt *, const char **);
 PetscErrorCode ProblemGetReference(Problem, PetscReal, Measure *);
 PetscErrorCode ProblemEvaluate(Problem, const Measure *, PetscInt, PetscReal, PetscInt, PetscReal[]);

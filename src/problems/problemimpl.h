@@ -25,6 +25,8 @@ typedef struct {
   PetscErrorCode (*monitor)(Problem, PetscInt, PetscReal, const PetscReal[]);
   /* optional: a new rho_0 when it is not the Gaussian N(mu0, S0) (MATH.md sec. 9) */
   PetscErrorCode (*initial)(Problem, Measure *);
+  /* optional: the flow's own coordinates u, theta = T(u); initial and V are then in u */
+  PetscErrorCode (*coordinates)(Problem, Coordinates *);
   PetscErrorCode (*destroy)(Problem);
 } ProblemOps;
 

@@ -12,7 +12,9 @@ The protocol is --opts (input/blr_tiny.opts) with --extra (-blr_data TRAIN -blr_
      last /history test_accuracy and test_loglik (1e-10); 2 rows on 3 ranks (one rank has none)
      give the 1-rank figures; -data with another d, or a checkpoint
      of another problem, stops with a message naming the option;
-  b2. densities by inversion with rho_0 = the truncated prior: wgf-eval -logdensity (beside
+  b2. the run's flow is in non-centred coordinates (the default): /particles/flow mapped here by
+     w = z e^{-a/2} and log rho + (d/2) a are /particles (theta);
+     densities by inversion with rho_0 = the truncated prior: wgf-eval -logdensity (beside
      wgf-predict) at the final checkpoint's /particles/x gives its /particles/logrho (computed along
      the chain from the prior's log density) to 1e-7 relative, every point converged;
   c. bad data files: labels 2 and 0, NaN and inf in /X, /y one shorter than /X, no rows, /X
@@ -119,6 +121,15 @@ def main():
         # b2. the density by inversion (rho_0 = the prior) against the chain's
         with h5py.File(last, "r") as f:
             px, plr = f["particles"]["x"][()], f["particles"]["logrho"][()]
+            coords = f["problem"].attrs["coordinates"].decode()
+            fx, flr = (f["particles"]["flow"]["x"][()], f["particles"]["flow"]["logrho"][()]) if "flow" in f["particles"] else (None, None)
+        if check(coords == "noncentred" and fx is not None, "b2. the flow ran in non-centred coordinates, its particles are in /particles/flow", "coordinates %s" % coords):
+            # u = (z, a): theta = (z e^{-a/2}, a), log rho(theta) = log rho(u) + (d/2) a
+            a = fx[:, -1]
+            tx = np.column_stack([fx[:, :-1] * np.exp(-0.5 * a)[:, None], a])
+            tlr = flr + 0.5 * (fx.shape[1] - 1) * a
+            check(np.allclose(tx, px, rtol=1e-14, atol=1e-300) and np.allclose(tlr, plr, rtol=1e-14, atol=1e-12),
+                  "b2. /particles (theta) are /particles/flow (z, log alpha) mapped by w = z e^{-a/2}", "max |diff| %.2e" % np.max(np.abs(tx - px)))
         pts = os.path.join(tmp, "points.h5")
         with h5py.File(pts, "w") as f:
             f["points"] = px
