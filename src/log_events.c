@@ -1,7 +1,7 @@
 #include <wgf/log_events.h>
 
 PetscClassId  WGF_CLASSID;
-PetscLogEvent WGF_Forward, WGF_Hessian, WGF_Sweep, WGF_IO, WGF_Sample, WGF_Allreduce, WGF_Adam, WGF_Ckpt, WGF_Eval;
+PetscLogEvent WGF_Forward, WGF_Hessian, WGF_Sweep, WGF_IO, WGF_Sample, WGF_Allreduce, WGF_Adam, WGF_Ckpt, WGF_Eval, WGF_Potential;
 
 /*
   WGFLogEventsRegister - registers the class id and every log event once; later calls are no-ops.
@@ -25,5 +25,6 @@ PetscErrorCode WGFLogEventsRegister(void)
   PetscCall(PetscLogEventRegister("Adam", WGF_CLASSID, &WGF_Adam));
   PetscCall(PetscLogEventRegister("Ckpt", WGF_CLASSID, &WGF_Ckpt));
   PetscCall(PetscLogEventRegister("Eval", WGF_CLASSID, &WGF_Eval));
+  PetscCall(PetscLogEventRegister("Potential", WGF_CLASSID, &WGF_Potential));
   PetscFunctionReturn(0);
 }

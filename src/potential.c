@@ -11,6 +11,7 @@
    The quadratic is one dgemm over the batch (ARCHITECTURE.md, "Batched kernels"); the mixture
    is plain loops (its cost is n K D, with no matrix product to batch). */
 #include <wgf/potential.h>
+#include <wgf/log_events.h>
 #include <petscviewer.h>
 #include <petscblaslapack.h>
 #include <cblas.h>
@@ -43,6 +44,7 @@ static PetscErrorCode potential_new(MPI_Comm comm, PotentialType type, PetscInt 
   Potential p = NULL;
 
   PetscFunctionBegin;
+  PetscCall(WGFLogEventsRegister());
   PetscCall(PetscNew(&p));
   p->comm = comm;
   p->type = type;
@@ -378,12 +380,14 @@ PetscErrorCode PotentialEvaluate(Potential V, PetscInt n, const PetscReal x[], P
   PetscCheck(x != NULL, PETSC_COMM_SELF, PETSC_ERR_ARG_NULL, "PotentialEvaluate: points x are NULL");
   PetscCall(potential_check_finite("input x", n, V->dim, x));
   if (!v && !grad) PetscFunctionReturn(0);
+  PetscCall(PetscLogEventBegin(WGF_Potential, 0, 0, 0, 0));
   if (V->type == POTENTIAL_SHELL) PetscCall(V->shell.evaluate(V->shell.ctx, n, x, v, grad));
   else if (V->type == POTENTIAL_QUADRATIC) PetscCall(potential_quadratic(V, n, x, v, grad));
   else {
     potential_mixture(V, n, x, v, grad);
     PetscCall(PetscLogFlops((3.0 * V->K + 2.0 * (grad ? V->K : 0)) * n * V->dim));
   }
+  PetscCall(PetscLogEventEnd(WGF_Potential, 0, 0, 0, 0));
   if (v) PetscCall(potential_check_finite("V", n, 1, v));
   if (grad) PetscCall(potential_check_finite("grad V", n, V->dim, grad));
   PetscFunctionReturn(0);

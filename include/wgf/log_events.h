@@ -5,7 +5,7 @@
 #include <petsclog.h>
 
 extern PetscClassId  WGF_CLASSID;
-extern PetscLogEvent WGF_Forward, WGF_Hessian, WGF_Sweep, WGF_IO, WGF_Sample, WGF_Allreduce, WGF_Adam, WGF_Ckpt, WGF_Eval;
+extern PetscLogEvent WGF_Forward, WGF_Hessian, WGF_Sweep, WGF_IO, WGF_Sample, WGF_Allreduce, WGF_Adam, WGF_Ckpt, WGF_Eval, WGF_Potential;
 
 PetscErrorCode WGFLogEventsRegister(void);
 
