@@ -82,6 +82,22 @@ PetscErrorCode CheckpointLoadICNN(MPI_Comm comm, const char path[], PetscInt *ma
    leaving the others waiting in the next collective HDF5 call. */
 #define CKPT(call) PetscCall(WGFCheckAllRanks(comm, (call), "writing a checkpoint"))
 
+/* This rank's particles in the problem's coordinates (FlowToProblem), in one new array t:
+   x0 [n][D], x [n][D], logrho [n]. */
+static PetscErrorCode checkpoint_particles_to_problem(const CheckpointData *d, PetscInt D, PetscReal **t)
+{
+  const PetscInt n = d->np_local;
+
+  PetscFunctionBegin;
+  PetscCall(PetscMalloc1(n * (2 * D + 1), t));
+  PetscCall(PetscArraycpy(*t, d->x0, n * D));
+  PetscCall(PetscArraycpy(*t + n * D, d->x, n * D));
+  PetscCall(PetscArraycpy(*t + 2 * n * D, d->logrho, n));
+  PetscCall(FlowToProblem(d->flow, n, *t, NULL));
+  PetscCall(FlowToProblem(d->flow, n, *t + n * D, *t + 2 * n * D));
+  PetscFunctionReturn(0);
+}
+
 /* Writes the whole checkpoint into the open file (every rank). */
 static PetscErrorCode checkpoint_fill(MPI_Comm comm, hid_t f, const CheckpointData *d)
 {
@@ -143,23 +159,18 @@ static PetscErrorCode checkpoint_fill(MPI_Comm comm, hid_t f, const CheckpointDa
   {
     hsize_t    dND[2] = {(hsize_t)d->np, (hsize_t)D}, dN[1] = {(hsize_t)d->np}, dH[2] = {(hsize_t)d->hist_rows, (hsize_t)d->hist_cols};
     PetscBool  own;
-    PetscReal *t0, *tx, *tl;
+    PetscReal *t = NULL; /* with the flow's own coordinates: x0, x, logrho in theta */
     PetscCall(FlowHasCoordinates(d->flow, &own));
     if (own) { /* the particles as the flow holds them (what a restart reads), then in theta */
       CKPT(H5IOWriteRows(f, "/particles/flow/x0", 2, dND, d->np_start, d->np_local, d->x0));
       CKPT(H5IOWriteRows(f, "/particles/flow/x", 2, dND, d->np_start, d->np_local, d->x));
       CKPT(H5IOWriteRows(f, "/particles/flow/logrho", 1, dN, d->np_start, d->np_local, d->logrho));
+      CKPT(checkpoint_particles_to_problem(d, D, &t));
     }
-    PetscCall(PetscMalloc3(d->np_local * D, &t0, d->np_local * D, &tx, d->np_local, &tl));
-    PetscCall(PetscArraycpy(t0, d->x0, d->np_local * D));
-    PetscCall(PetscArraycpy(tx, d->x, d->np_local * D));
-    PetscCall(PetscArraycpy(tl, d->logrho, d->np_local));
-    PetscCall(FlowToProblem(d->flow, d->np_local, t0, NULL));
-    PetscCall(FlowToProblem(d->flow, d->np_local, tx, tl));
-    CKPT(H5IOWriteRows(f, "/particles/x0", 2, dND, d->np_start, d->np_local, t0));
-    CKPT(H5IOWriteRows(f, "/particles/x", 2, dND, d->np_start, d->np_local, tx));
-    CKPT(H5IOWriteRows(f, "/particles/logrho", 1, dN, d->np_start, d->np_local, tl));
-    PetscCall(PetscFree3(t0, tx, tl));
+    CKPT(H5IOWriteRows(f, "/particles/x0", 2, dND, d->np_start, d->np_local, own ? t : d->x0));
+    CKPT(H5IOWriteRows(f, "/particles/x", 2, dND, d->np_start, d->np_local, own ? t + d->np_local * D : d->x));
+    CKPT(H5IOWriteRows(f, "/particles/logrho", 1, dN, d->np_start, d->np_local, own ? t + 2 * d->np_local * D : d->logrho));
+    PetscCall(PetscFree(t));
     PetscCallH5(g = H5Gopen2(f, "/particles", H5P_DEFAULT));
     CKPT(H5IOWriteAttrString(g, "meaning", own ? "x0: draws of rho_0; x: the same particles pushed through maps 1..step; logrho: log rho_step(x) along the chain (MATH.md sec. 1); in the problem's coordinates, and in the flow's own under /particles/flow (what a restart reads)" : "x0: draws of rho_0; x: the same particles pushed through maps 1..step; logrho: log rho_step(x) along the chain (MATH.md sec. 1)"));
     PetscCallH5(H5Gclose(g));

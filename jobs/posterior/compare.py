@@ -73,6 +73,9 @@ def main():
     k = max(1, ref.shape[0] // s.shape[0])
     exact = ref[::k][: s.shape[0]]
     out.update({"exact_" + key: v for key, v in stats(exact, ref).items()})
+    # log alpha, the slow direction of the flow: its marginal's mean and standard deviation
+    out["a_mean_wgf"], out["a_sd_wgf"] = float(s[:, -1].mean()), float(s[:, -1].std())
+    out["a_mean_ref"], out["a_sd_ref"] = float(ref[:, -1].mean()), float(ref[:, -1].std())
     out["acc_wgf"], out["ll_wgf"] = predictive(s, Xt, yt)
     out["acc_ref"], out["ll_ref"] = predictive(ref, Xt, yt)
     out["wgf_seconds"] = float(np.nansum(hist[:, cols.index("seconds")])) if "seconds" in cols else float("nan")
@@ -82,6 +85,7 @@ def main():
     print("  mean of w: relative error %.4f (an exact sample of this size: %.4f)" % (out["mean_w_relerr"], out["exact_mean_w_relerr"]))
     print("  KL(N_ref || N_wgf): w %.4f, theta %.4f; KL(N_wgf || N_ref) over w %.4f (exact sample: w %.4f, theta %.4f)"
           % (out["kl_w"], out["kl_theta"], out["kl_w_rev"], out["exact_kl_w"], out["exact_kl_theta"]))
+    print("  log alpha: wgf mean %.3f sd %.3f; exact mean %.3f sd %.3f" % (out["a_mean_wgf"], out["a_sd_wgf"], out["a_mean_ref"], out["a_sd_ref"]))
     print("  held out: wgf accuracy %.4f log lik %.4f; exact accuracy %.4f log lik %.4f"
           % (out["acc_wgf"], out["ll_wgf"], out["acc_ref"], out["ll_ref"]))
     if a.json:

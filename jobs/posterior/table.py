@@ -7,7 +7,8 @@ errors over the splits, beside the paper's figures (../shared/reference/paper_re
 Columns: splits; held-out accuracy and mean log likelihood of wgf and of the exact posterior
 (HMC on the same split); wgf - exact, paired by split; the relative error of wgf's mean of w;
 KL(N_exact || N_wgf) of the Gaussian fits over w and over theta, and what an exact sample of the
-same size scores over w; wgf's wall time and ranks; the reference sampler's time.
+same size scores over w; log alpha's marginal: wgf's mean less the exact one, and the ratio of
+their standard deviations; wgf's wall time and ranks; the reference sampler's time.
 """
 import argparse
 import glob
@@ -40,15 +41,16 @@ def main():
         if m:
             groups[(m.group(1), m.group(3))].append(json.load(open(path)))
     print("| data set | tag | splits | wgf accuracy | exact accuracy | wgf log lik | exact log lik | log lik wgf - exact | paper acc / log lik "
-          "| mean w rel. err | KL w | KL theta | KL w, exact sample | wgf wall s (ranks) | HMC s |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+          "| mean w rel. err | KL w | KL theta | KL w, exact sample | log alpha: wgf - exact mean, sd ratio | wgf wall s (ranks) | HMC s |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for (name, tag), rows in sorted(groups.items()):
-        g = lambda k: [r[k] for r in rows]
+        g = lambda k: [r.get(k, float("nan")) for r in rows]
         paper = PAPER.get(name)
-        print("| %s | %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s (%s) | %s |" % (
+        print("| %s | %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s, %s | %s (%s) | %s |" % (
             name, tag or "-", len(rows), ms(g("acc_wgf")), ms(g("acc_ref")), ms(g("ll_wgf")), ms(g("ll_ref")),
             ms(np.subtract(g("ll_wgf"), g("ll_ref")), "%.4f"), "%.3f / %.3f" % paper if paper else "-",
             ms(g("mean_w_relerr"), "%.4f"), ms(g("kl_w")), ms(g("kl_theta")), ms(g("exact_kl_w")),
+            ms(np.subtract(g("a_mean_wgf"), g("a_mean_ref")), "%.2f"), ms(np.divide(g("a_sd_wgf"), g("a_sd_ref")), "%.2f"),
             ms(g("wall_seconds"), "%.0f"), ",".join(sorted({str(r.get("ranks")) for r in rows})), ms(g("ref_seconds"), "%.0f")))
 
 
