@@ -238,25 +238,6 @@ static PetscErrorCode test_prior(void)
   PetscFunctionReturn(0);
 }
 
-/* log |det J| of a D x D matrix (D <= 4) by Gaussian elimination with partial pivoting */
-static PetscReal logabsdet(PetscInt D, PetscReal J[])
-{
-  PetscReal l = 0;
-  for (PetscInt k = 0; k < D; k++) {
-    PetscInt piv = k;
-    for (PetscInt i = k + 1; i < D; i++)
-      if (PetscAbsReal(J[i * D + k]) > PetscAbsReal(J[piv * D + k])) piv = i;
-    for (PetscInt j = 0; j < D; j++) {
-      PetscReal t = J[k * D + j];
-      J[k * D + j] = J[piv * D + j], J[piv * D + j] = t;
-    }
-    l += PetscLogReal(PetscAbsReal(J[k * D + k]));
-    for (PetscInt i = k + 1; i < D; i++)
-      for (PetscInt j = D - 1; j >= k; j--) J[i * D + j] -= J[i * D + k] / J[k * D + k] * J[k * D + j];
-  }
-  return l;
-}
-
 static PetscErrorCode test_noncentred(void)
 {
   const PetscInt  d = 3, D = 4, np = 8, N = 1000;

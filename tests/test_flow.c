@@ -7,30 +7,6 @@ static const char help[] = "Unit tests of the flow: sampling, densities along th
 #include <wgf/flow.h>
 #include <math.h>
 
-
-
-/* log |det| of a D x D matrix by Gaussian elimination with partial pivoting */
-static PetscReal logabsdet(PetscInt D, PetscReal *M)
-{
-  PetscReal s = 0;
-  for (PetscInt c = 0; c < D; c++) {
-    PetscInt p = c;
-    for (PetscInt r = c + 1; r < D; r++)
-      if (PetscAbsReal(M[r * D + c]) > PetscAbsReal(M[p * D + c])) p = r;
-    for (PetscInt k = 0; k < D; k++) {
-      PetscReal t  = M[c * D + k];
-      M[c * D + k] = M[p * D + k];
-      M[p * D + k] = t;
-    }
-    s += PetscLogReal(PetscAbsReal(M[c * D + c]));
-    for (PetscInt r = c + 1; r < D; r++) {
-      PetscReal f = M[r * D + c] / M[c * D + c];
-      for (PetscInt k = c; k < D; k++) M[r * D + k] -= f * M[c * D + k];
-    }
-  }
-  return s;
-}
-
 static PetscErrorCode check_dimension(PetscInt D, PetscInt nmaps)
 {
   const PetscInt n = 40, widths[2] = {7, 5};

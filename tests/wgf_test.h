@@ -28,4 +28,27 @@ static inline PetscReal relerr(PetscInt n, const PetscReal *a, const PetscReal *
   return e / PetscMax(m, 1e-300);
 }
 
+/* log |det| of a D x D matrix by Gaussian elimination with partial pivoting (M is
+   overwritten) */
+static inline PetscReal logabsdet(PetscInt D, PetscReal *M)
+{
+  PetscReal s = 0;
+  for (PetscInt c = 0; c < D; c++) {
+    PetscInt p = c;
+    for (PetscInt r = c + 1; r < D; r++)
+      if (PetscAbsReal(M[r * D + c]) > PetscAbsReal(M[p * D + c])) p = r;
+    for (PetscInt k = 0; k < D; k++) {
+      PetscReal t  = M[c * D + k];
+      M[c * D + k] = M[p * D + k];
+      M[p * D + k] = t;
+    }
+    s += PetscLogReal(PetscAbsReal(M[c * D + c]));
+    for (PetscInt r = c + 1; r < D; r++) {
+      PetscReal f = M[r * D + c] / M[c * D + c];
+      for (PetscInt k = c; k < D; k++) M[r * D + k] -= f * M[c * D + k];
+    }
+  }
+  return s;
+}
+
 #endif
