@@ -400,15 +400,14 @@ PetscErrorCode FlowLogDensity(Flow flow, PetscInt k, PetscInt n, const PetscReal
   PetscFunctionBegin;
   PetscCheck(k >= 0 && k <= flow->nmaps, flow->comm, PETSC_ERR_ARG_OUTOFRANGE, "FlowLogDensity: rho_%" PetscInt_FMT " asked, the chain has %" PetscInt_FMT " maps", k, flow->nmaps);
   PetscCall(PetscMalloc5(n * D, &x, n * D, &xp, n, &ld, n, &sum, n, &ci));
-  PetscCall(PetscArraycpy(x, y, n * D));
   for (PetscInt b = 0; b < n; b++) {
     sum[b]       = 0;
     converged[b] = PETSC_TRUE;
   }
-  if (flow->coords.forward) {
+  if (flow->coords.forward) { /* x = T^{-1}(y); sum starts at log |det DT(x)| (xp: scratch) */
     PetscCall(flow->coords.inverse(flow->coords.ctx, n, y, x));
     PetscCall(flow->coords.forward(flow->coords.ctx, n, x, xp, sum));
-  }
+  } else PetscCall(PetscArraycpy(x, y, n * D));
   for (PetscInt i = k; i >= 1; i--) {
     PetscCall(FlowInvertMap(flow, i, n, x, xp, ld, ci));
     for (PetscInt b = 0; b < n; b++) {
