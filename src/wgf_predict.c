@@ -17,7 +17,6 @@ static const char help[] = "wgf-predict: the posterior predictive of a Bayesian 
 #include <wgf/h5io.h>
 #include <wgf/util.h>
 #include <wgf/problem.h>
-#include <stdlib.h>
 #include <string.h>
 
 typedef struct {
@@ -28,20 +27,6 @@ typedef struct {
   PetscReal *prob, acc, ll; /* [nlocal]; acc, ll only with labels */
   PetscReal *theta;         /* [ns][D], the same on every rank */
 } Predict;
-
-/* The run's seed, from the checkpoint's /config. */
-static PetscErrorCode predict_run_seed(Predict *pr, const char params[])
-{
-  hid_t f;
-  char  buf[64];
-
-  PetscFunctionBegin;
-  PetscCall(H5IOOpen(pr->comm, params, &f));
-  PetscCall(H5IOReadAttrString(f, params, "/config", "seed", buf, sizeof(buf)));
-  PetscCall(H5IOClose(&f));
-  pr->seed = (PetscInt)strtol(buf, NULL, 10);
-  PetscFunctionReturn(0);
-}
 
 /* The samples of rho_K (the same on every rank), the predictive of this rank's rows, the scores. */
 static PetscErrorCode predict(Predict *pr, Flow flow)
@@ -124,7 +109,7 @@ int main(int argc, char **argv)
   PetscCheck(!strcmp(type, "blr"), pr.comm, PETSC_ERR_USER_INPUT, "-params %s is a checkpoint of -problem %s, not blr", params, type);
   PetscCall(CheckpointLoadFlow(pr.comm, params, pr.map, net, flow));
   PetscCall(FlowGetNumMaps(flow, &pr.map)); /* -map 0: the highest */
-  if (!has_seed) PetscCall(predict_run_seed(&pr, params));
+  if (!has_seed) PetscCall(CheckpointReadSeed(pr.comm, params, &pr.seed));
   PetscCall(ICNNGetShape(net, &pr.D, NULL, NULL, NULL));
   PetscCall(BLRDataRead(pr.comm, "-data", data, PETSC_FALSE, PETSC_FALSE, &pr.data));
   PetscCheck(pr.data.d + 1 == pr.D, pr.comm, PETSC_ERR_USER_INPUT, "-data %s has %" PetscInt_FMT " features, the posterior of -params %s has d = %" PetscInt_FMT, data, pr.data.d, params, pr.D - 1);
