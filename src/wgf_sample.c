@@ -46,9 +46,9 @@ static PetscErrorCode sample_split(Sample *s, ICNN net)
 
   PetscFunctionBegin;
   PetscCall(ICNNGetChunkSize(net, &c));
-  PetscCall(WGFSplitRows(s->comm, (s->N + c - 1) / c, &b0, &nb));
-  s->start = PetscMin(b0 * c, s->N);
-  s->n     = PetscMin((b0 + nb) * c, s->N) - s->start;
+  PetscCall(WGFSplitRows(s->comm, s->N / c + (s->N % c ? 1 : 0), &b0, &nb));
+  s->start = (PetscInt)PetscMin((PetscInt64)b0 * c, (PetscInt64)s->N);
+  s->n     = (PetscInt)PetscMin((PetscInt64)(b0 + nb) * c, (PetscInt64)s->N) - s->start;
   PetscFunctionReturn(0);
 }
 
