@@ -99,7 +99,7 @@ int main(int argc, char **argv)
   PetscCheck(params[0] && data[0] && output[0], pr.comm, PETSC_ERR_USER_INPUT, "-params CKPT, -data FILE and -output OUT are required (see -help)");
   PetscCheck(pr.ns >= 1, pr.comm, PETSC_ERR_USER_INPUT, "-samples %" PetscInt_FMT " must be >= 1", pr.ns);
   PetscCheck(pr.map >= 0, pr.comm, PETSC_ERR_USER_INPUT, "-map %" PetscInt_FMT " must be >= 1 (or 0 for the highest)", pr.map);
-  PetscCheck(!has_seed || (pr.seed >= 0 && pr.seed <= (PetscInt)UINT32_MAX), pr.comm, PETSC_ERR_USER_INPUT, "-seed %" PetscInt_FMT " must be in [0, 2^32)", pr.seed);
+  PetscCheck(!has_seed || (pr.seed >= 0 && (PetscInt64)pr.seed <= (PetscInt64)UINT32_MAX), pr.comm, PETSC_ERR_USER_INPUT, "-seed %" PetscInt_FMT " must be in [0, 2^32)", pr.seed);
   PetscCall(WGFCheckOutputDir(pr.comm, "-output", output));
 
   PetscCall(ICNNCreate(pr.comm, &net));

@@ -130,6 +130,17 @@ def main():
             ha, hl = hist[-1, cols.index("test_accuracy")], hist[-1, cols.index("test_loglik")]
             check(abs(acc - ha) <= 1e-10 and abs(ll - hl) <= 1e-10, "b. with the run's seed and -eval_samples, the run's held-out figures",
                   "wgf-predict %.4f %.8f, /history %.4f %.8f" % (acc, ll, ha, hl))
+            # -seed given explicitly: the run's seed reproduces the default, another seed draws other samples
+            with h5py.File(last, "r") as f:
+                seed = int(wr.attr_str(f["config"].attrs["seed"]))
+            for sd, same in ((seed, True), (seed + 1, False)):
+                po = os.path.join(tmp, "pred_seed%d.h5" % sd)
+                code, log, _ = wr.run(args, predict_exe, 1, ["-params", last, "-data", test, "-output", po, "-samples", str(ns), "-seed", str(sd)])
+                ok = code == 0 and os.path.exists(po)
+                if ok:
+                    with h5py.File(po, "r") as f:
+                        ok = np.array_equal(f["prob"][()], p1) == same
+                check(ok, "b. wgf-predict -seed %d %s the run's seed's /prob" % (sd, "gives" if same else "differs from"), "exit %s\n%s" % (code, "" if code == 0 else wr.tail(log)))
         with h5py.File(test, "r") as f:
             X2, y2 = f["X"][:2], f["y"][:2]
         two = os.path.join(tmp, "two.h5")
