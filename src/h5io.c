@@ -1,5 +1,6 @@
 #include <wgf/h5io.h>
 #include <wgf/log_events.h>
+#include <wgf/util.h>
 #include <unistd.h>
 #include <errno.h>
 #include <stdio.h>
@@ -293,6 +294,30 @@ static PetscErrorCode h5io_select_rows(hid_t space, PetscInt ndims, const hsize_
   PetscFunctionReturn(0);
 }
 
+/* H5Ewalk2 callback: the description of the first error visited (walking upward, the innermost). */
+static herr_t h5io_first_error(unsigned n, const H5E_error2_t *err, void *data)
+{
+  char **buf = (char **)data;
+
+  if (n == 0 && err->desc) snprintf(buf[0], (size_t)(buf[1] - buf[0]), "%s", err->desc);
+  return 0;
+}
+
+/*
+  H5IOErrorText - the innermost message of HDF5's error stack, where the error was detected
+  ("data error detected by Fletcher32 checksum" for a damaged chunk), into buf (len bytes; "" if
+  the stack is empty). Call it right after the HDF5 call that failed, before any other.
+
+  Not Collective
+*/
+void H5IOErrorText(char buf[], size_t len)
+{
+  char *range[2] = {buf, buf + len};
+
+  buf[0] = '\0';
+  (void)H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, h5io_first_error, range);
+}
+
 static PetscErrorCode h5io_collective(hid_t *dxpl)
 {
   PetscFunctionBegin;
@@ -301,21 +326,31 @@ static PetscErrorCode h5io_collective(hid_t *dxpl)
   PetscFunctionReturn(0);
 }
 
-/*
-  H5IOReadRows - reads rows [start, start + nrows) of a float64 dataset (first dimension = rows,
-  the others flattened to rowlen elements, which the caller has checked with H5IOGetDims).
-  Every rank of the file's communicator must call it, with nrows = 0 if it reads nothing.
-
-  Collective
-*/
-PetscErrorCode H5IOReadRows(hid_t file, const char fname[], const char path[], PetscInt start, PetscInt nrows, PetscInt rowlen, PetscReal buf[])
+/* The communicator a file was opened on (a duplicate: free it with MPI_Comm_free). */
+static PetscErrorCode h5io_file_comm(hid_t file, MPI_Comm *comm)
 {
-  hid_t    dset, fspace, mspace, dxpl;
-  hsize_t  dims[H5IO_MAX_DIMS], mdim = (hsize_t)(nrows * rowlen);
-  int      nd;
+  hid_t    fapl;
+  MPI_Info info;
 
   PetscFunctionBegin;
-  PetscCall(PetscLogEventBegin(WGF_IO, 0, 0, 0, 0));
+  PetscCallH5(fapl = H5Fget_access_plist(file));
+  PetscCallH5(H5Pget_fapl_mpio(fapl, comm, &info));
+  if (info != MPI_INFO_NULL) PetscCallMPI(MPI_Info_free(&info));
+  PetscCallH5(H5Pclose(fapl));
+  PetscFunctionReturn(0);
+}
+
+/* This rank's part of H5IOReadRows. A checksum error is local: it hits the rank whose rows lie
+   in the damaged chunk. */
+static PetscErrorCode h5io_read_rows(hid_t file, const char fname[], const char path[], PetscInt start, PetscInt nrows, PetscInt rowlen, PetscReal buf[])
+{
+  hid_t   dset, fspace, mspace, dxpl;
+  hsize_t dims[H5IO_MAX_DIMS], mdim = (hsize_t)(nrows * rowlen);
+  int     nd;
+  herr_t  r;
+  char    why[256] = "";
+
+  PetscFunctionBegin;
   PetscCall(h5io_open_dataset(file, fname, path, &dset));
   PetscCallH5(fspace = H5Dget_space(dset));
   PetscCallH5(nd = H5Sget_simple_extent_ndims(fspace));
@@ -324,12 +359,69 @@ PetscErrorCode H5IOReadRows(hid_t file, const char fname[], const char path[], P
   PetscCallH5(mspace = H5Screate_simple(1, mdim ? &mdim : (hsize_t[]){1}, NULL));
   if (!mdim) PetscCallH5(H5Sselect_none(mspace));
   PetscCall(h5io_collective(&dxpl));
-  PetscCheck(H5Dread(dset, H5T_NATIVE_DOUBLE, mspace, fspace, dxpl, buf) >= 0, PETSC_COMM_SELF, PETSC_ERR_FILE_READ, "file %s: cannot read dataset %s as float64", fname, path);
+  r = H5Dread(dset, H5T_NATIVE_DOUBLE, mspace, fspace, dxpl, buf);
+  if (r < 0) H5IOErrorText(why, sizeof(why));
   PetscCallH5(H5Pclose(dxpl));
   PetscCallH5(H5Sclose(mspace));
   PetscCallH5(H5Sclose(fspace));
   PetscCallH5(H5Dclose(dset));
+  PetscCheck(r >= 0, PETSC_COMM_SELF, PETSC_ERR_FILE_READ, "file %s: cannot read dataset %s as float64 (%s)%s", fname, path, why[0] ? why : "no reason given by HDF5", strstr(why, "checksum") ? ": the file is damaged" : "");
+  PetscFunctionReturn(0);
+}
+
+/*
+  H5IOReadRows - reads rows [start, start + nrows) of a float64 dataset (first dimension = rows,
+  the others flattened to rowlen elements, which the caller has checked with H5IOGetDims).
+  Every rank of the file's communicator must call it, with nrows = 0 if it reads nothing. A read
+  that fails on some ranks (a damaged chunk fails its checksum on the ranks that read it) fails
+  on every rank, the message naming the file, the dataset and HDF5's reason printed first.
+
+  Collective
+*/
+PetscErrorCode H5IOReadRows(hid_t file, const char fname[], const char path[], PetscInt start, PetscInt nrows, PetscInt rowlen, PetscReal buf[])
+{
+  MPI_Comm comm;
+  char     what[PETSC_MAX_PATH_LEN + 64];
+
+  PetscFunctionBegin;
+  PetscCall(PetscLogEventBegin(WGF_IO, 0, 0, 0, 0));
+  PetscCall(h5io_file_comm(file, &comm));
+  PetscCall(PetscSNPrintf(what, sizeof(what), "file %s: reading dataset %s", fname, path));
+  PetscCall(WGFCheckAllRanks(comm, h5io_read_rows(file, fname, path, start, nrows, rowlen, buf), what));
+  PetscCallMPI(MPI_Comm_free(&comm));
   PetscCall(PetscLogEventEnd(WGF_IO, 0, 0, 0, 0));
+  PetscFunctionReturn(0);
+}
+
+/* Rows are stored in chunks of about this size: the unit of the Fletcher32 checksum (a damaged
+   chunk fails to read as a whole) and of the collective filtered write, in which HDF5 (>= 1.10.2)
+   has each chunk written by one rank. */
+#define H5IO_CHUNK_BYTES ((hsize_t)1 << 20)
+
+/*
+  The creation properties of every dataset we write: chunks of whole rows with HDF5's Fletcher32
+  checksum, so that a flipped bit in the stored numbers makes the read fail instead of returning a
+  wrong number. A scalar or empty dataset cannot be chunked (a chunk has at least one element
+  along every dimension) and is stored contiguous, without a checksum.
+*/
+static PetscErrorCode h5io_dcpl(const char path[], hid_t ftype, PetscInt ndims, const hsize_t dims[], hid_t *dcpl)
+{
+  hsize_t chunk[H5IO_MAX_DIMS], row = (hsize_t)H5Tget_size(ftype);
+
+  PetscFunctionBegin;
+  PetscCallH5(*dcpl = H5Pcreate(H5P_DATASET_CREATE));
+  /* no modification time in the object header (HDF5 stores one by default): the same numbers
+     then make the same bytes, so that an output can be compared whole (wgf-sample's on any rank
+     count) */
+  PetscCallH5(H5Pset_obj_track_times(*dcpl, 0));
+  if (ndims == 0) PetscFunctionReturn(0);
+  for (PetscInt i = 0; i < ndims; i++)
+    if (dims[i] == 0) PetscFunctionReturn(0);
+  for (PetscInt i = 1; i < ndims; i++) chunk[i] = dims[i], row *= dims[i];
+  chunk[0] = PetscMax(1, PetscMin(dims[0], H5IO_CHUNK_BYTES / row));
+  PetscCheck(chunk[0] * row < ((hsize_t)1 << 32), PETSC_COMM_SELF, PETSC_ERR_SUP, "dataset %s: one row takes %llu bytes, over HDF5's 4 GiB limit of a chunk", path, (unsigned long long)row);
+  PetscCallH5(H5Pset_chunk(*dcpl, (int)ndims, chunk));
+  PetscCallH5(H5Pset_fletcher32(*dcpl));
   PetscFunctionReturn(0);
 }
 
@@ -343,15 +435,10 @@ static PetscErrorCode h5io_write_rows(hid_t file, const char path[], hid_t ftype
   for (PetscInt i = 1; i < ndims; i++) mdim *= dims[i];
   PetscCallH5(lcpl = H5Pcreate(H5P_LINK_CREATE));
   PetscCallH5(H5Pset_create_intermediate_group(lcpl, 1));
+  PetscCall(h5io_dcpl(path, ftype, ndims, dims, &dcpl));
   if (ndims == 0) PetscCallH5(fspace = H5Screate(H5S_SCALAR)); /* dims is not read */
   else PetscCallH5(fspace = H5Screate_simple((int)ndims, dims, NULL));
-  /* no modification time in the object header (HDF5 stores one by default): the same numbers
-     then make the same bytes, so that an output can be compared whole (wgf-sample's on any rank
-     count) */
-  PetscCallH5(dcpl = H5Pcreate(H5P_DATASET_CREATE));
-  PetscCallH5(H5Pset_obj_track_times(dcpl, 0));
   PetscCallH5(dset = H5Dcreate2(file, path, ftype, fspace, lcpl, dcpl, H5P_DEFAULT));
-  PetscCallH5(H5Pclose(dcpl));
   PetscCall(h5io_select_rows(fspace, ndims, dims, start, nrows));
   PetscCallH5(mspace = H5Screate_simple(1, mdim ? &mdim : (hsize_t[]){1}, NULL));
   if (!mdim) PetscCallH5(H5Sselect_none(mspace));
@@ -361,6 +448,7 @@ static PetscErrorCode h5io_write_rows(hid_t file, const char path[], hid_t ftype
   PetscCallH5(H5Sclose(mspace));
   PetscCallH5(H5Sclose(fspace));
   PetscCallH5(H5Dclose(dset));
+  PetscCallH5(H5Pclose(dcpl));
   PetscCallH5(H5Pclose(lcpl));
   PetscCall(PetscLogEventEnd(WGF_IO, 0, 0, 0, 0));
   PetscFunctionReturn(0);

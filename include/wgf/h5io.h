@@ -18,6 +18,7 @@
 PetscErrorCode H5IOOpen(MPI_Comm, const char[], hid_t *);
 PetscErrorCode H5IOCreate(MPI_Comm, const char[], hid_t *);
 PetscErrorCode H5IOClose(hid_t *);
+void           H5IOErrorText(char[], size_t);
 PetscErrorCode H5IOExists(hid_t, const char[], PetscBool *);
 PetscErrorCode H5IOGetDims(hid_t, const char[], const char[], PetscInt *, hsize_t[]);
 PetscErrorCode H5IOCheckShape(MPI_Comm, hid_t, const char[], const char[], const char[], PetscInt, const hsize_t[]);
