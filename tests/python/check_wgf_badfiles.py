@@ -24,12 +24,13 @@ Cases:
                       a warning naming each, then the error
   middle_corrupted    256 random bytes overwritten at the middle of ckpt_0002.h5. HDF5 may still
                       open it, so the damage is first located with h5py (every group, dataset,
-                      attribute and value compared with the good file): if it hit metadata the
-                      restart must fail as above; if it hit only raw data of datasets, a
-                      restart that succeeds is accepted (and reported, with the datasets hit)
-  raw_data_corrupted  /particles/x's first 64 stored bytes overwritten (found with h5py): the
-                      metadata is intact, which the script shows; reported either way (HDF5
-                      keeps no checksum of contiguous data, so wgf may not notice)
+                      attribute and value compared with the good file): if it hit metadata or
+                      the numbers of a dataset (which fail their checksum) the restart must fail
+                      as above; if it hit unused bytes, a restart that succeeds is accepted
+  raw_data_corrupted  /particles/x's first 64 stored bytes overwritten (its first chunk, found
+                      with h5py): the metadata is intact, but the chunk fails its Fletcher32
+                      checksum, so the restart must fail with a message naming the file, the
+                      dataset /particles/x and the checksum
 Folder cases (must succeed):
   newer_header_corrupted  a folder with the good ckpt_0001.h5 and a header_corrupted
       ckpt_0002.h5: -restart DIR -out_dir OTHER (2 ranks) must continue from ckpt_0001.h5 with
@@ -344,25 +345,27 @@ def main():
                 check(code is not None and d is None and (code == 0 or named), "middle_corrupted (%s) on %d rank(s)" % (kind, nranks),
                       "exit %s in %.1f s, folder %s; accepted because the damage is %s" % (code, secs, d or "unchanged", detail))
 
-        # raw data of /particles/x: show that the metadata is intact, report what wgf does
+        # raw data of /particles/x: the metadata is intact (h5py opens the dataset and reads its
+        # shape), the stored numbers fail their Fletcher32 checksum, and wgf must refuse the file
         with h5py.File(g2, "r") as f:
-            off = f["particles/x"].id.get_offset()
+            off = f["particles/x"].id.get_chunk_info(0).byte_offset
         raw_bytes = overwrite(data, off, 64, 4)
         write_bytes(probe, raw_bytes)
-        kind, detail = locate_damage(g2, probe)
+        with h5py.File(probe, "r") as f:
+            shape = f["particles/x"].shape
+            try:
+                f["particles/x"][()]
+                h5py_says = "h5py reads it without error"
+            except OSError as e:
+                h5py_says = "h5py: %s" % str(e).splitlines()[0]
+        print("     raw_data_corrupted: bytes %d..%d (the first chunk of /particles/x, shape %s) overwritten; %s" % (off, off + 63, shape, h5py_says))
         for nranks in RANKS:
             folder = os.path.join(tmp, "raw_np%d" % nranks)
             os.makedirs(folder)
             path = os.path.join(folder, "raw_data_corrupted.h5")
             write_bytes(path, raw_bytes)
-            before = wr.snapshot(folder)
-            code, log, secs = restart(args, nranks, path, ["-out_dir", os.path.join(tmp, "raw_out_np%d" % nranks)])
-            d = diff_snapshots(before, wr.snapshot(folder))
-            named = [l.strip() for l in wr.message_lines(log) if "raw_data_corrupted.h5" in l and "restarting from" not in l]
-            outcome = "refused: %s" % named[0][:120] if code and named else ("NOT detected: the restart ran (exit 0)" if code == 0 else "exit %s" % code)
-            check(kind == "raw" and code is not None and d is None and (code == 0 or named),
-                  "raw_data_corrupted (bytes %d..%d, /particles/x) on %d rank(s)" % (off, off + 63, nranks),
-                  "%s in %.1f s; damage shown with h5py: %s; folder %s" % (outcome, secs, detail, d or "unchanged"))
+            run_bad(check, args, tmp, good, "raw_data_corrupted (/particles/x)", path, folder,
+                    re.compile(r"/particles/x.*checksum"), "raw_data_corrupted.h5", nranks)
 
         # folder cases: a bad newer file is skipped, not deleted
         for tag, bad_bytes, kind in (("newer_header_corrupted", overwrite(data, 0, 64, 1), "metadata"),
