@@ -98,6 +98,31 @@ static PetscErrorCode checkpoint_particles_to_problem(const CheckpointData *d, P
   PetscFunctionReturn(0);
 }
 
+/* /particles/xyz and /particles/id, what the ParaView files (checkpoint_xmf_grid) draw: the first
+   three coordinates of this rank's x (in the problem's coordinates), zero-padded when D < 3, and
+   the particles' global indices (the Polyvertex cells: the Xdmf3 readers make no cell without
+   them; also the attribute that follows a particle from step to step). */
+static PetscErrorCode checkpoint_write_xyz_id(hid_t f, const CheckpointData *d, PetscInt D, const PetscReal x[])
+{
+  const PetscInt n = d->np_local;
+  hsize_t        dN3[2] = {(hsize_t)d->np, 3}, dN[1] = {(hsize_t)d->np};
+  PetscReal     *xyz;
+  PetscInt64    *id;
+
+  PetscFunctionBegin;
+  PetscCall(PetscCalloc1(3 * n, &xyz));
+  PetscCall(PetscMalloc1(n, &id));
+  for (PetscInt i = 0; i < n; i++) {
+    for (PetscInt c = 0; c < PetscMin(D, 3); c++) xyz[3 * i + c] = x[i * D + c];
+    id[i] = d->np_start + i;
+  }
+  PetscCall(H5IOWriteRows(f, "/particles/xyz", 2, dN3, d->np_start, n, xyz));
+  PetscCall(H5IOWriteRowsInt64(f, "/particles/id", 1, dN, d->np_start, n, id));
+  PetscCall(PetscFree(xyz));
+  PetscCall(PetscFree(id));
+  PetscFunctionReturn(0);
+}
+
 /* Writes the whole checkpoint into the open file (every rank). */
 static PetscErrorCode checkpoint_fill(MPI_Comm comm, hid_t f, const CheckpointData *d)
 {
@@ -170,9 +195,10 @@ static PetscErrorCode checkpoint_fill(MPI_Comm comm, hid_t f, const CheckpointDa
     CKPT(H5IOWriteRows(f, "/particles/x0", 2, dND, d->np_start, d->np_local, own ? t : d->x0));
     CKPT(H5IOWriteRows(f, "/particles/x", 2, dND, d->np_start, d->np_local, own ? t + d->np_local * D : d->x));
     CKPT(H5IOWriteRows(f, "/particles/logrho", 1, dN, d->np_start, d->np_local, own ? t + 2 * d->np_local * D : d->logrho));
+    CKPT(checkpoint_write_xyz_id(f, d, D, own ? t + d->np_local * D : d->x));
     PetscCall(PetscFree(t));
     PetscCallH5(g = H5Gopen2(f, "/particles", H5P_DEFAULT));
-    CKPT(H5IOWriteAttrString(g, "meaning", own ? "x0: draws of rho_0; x: the same particles pushed through maps 1..step; logrho: log rho_step(x) along the chain (MATH.md sec. 1); in the problem's coordinates, and in the flow's own under /particles/flow (what a restart reads)" : "x0: draws of rho_0; x: the same particles pushed through maps 1..step; logrho: log rho_step(x) along the chain (MATH.md sec. 1)"));
+    CKPT(H5IOWriteAttrString(g, "meaning", own ? "x0: draws of rho_0; x: the same particles pushed through maps 1..step; logrho: log rho_step(x) along the chain (MATH.md sec. 1); in the problem's coordinates, and in the flow's own under /particles/flow (what a restart reads); xyz: the first three coordinates of x, zero-padded, and id: the particles' global indices (what ckpt_<kkkk>.xmf shows in ParaView)" : "x0: draws of rho_0; x: the same particles pushed through maps 1..step; logrho: log rho_step(x) along the chain (MATH.md sec. 1); xyz: the first three coordinates of x, zero-padded, and id: the particles' global indices (what ckpt_<kkkk>.xmf shows in ParaView)"));
     PetscCallH5(H5Gclose(g));
     CKPT(H5IOWriteRows(f, "/history", 2, dH, 0, rank ? 0 : d->hist_rows, d->hist));
     PetscCallH5(g = H5Dopen2(f, "/history", H5P_DEFAULT));
@@ -392,22 +418,195 @@ static PetscErrorCode checkpoint_prune(const char dir[], PetscInt keep)
   PetscFunctionReturn(0);
 }
 
+/* The ParaView files (XDMF, read by ParaView's "XDMF Reader" and "Xdmf3 Reader S/T"): beside each
+   ckpt_<kkkk>.h5 a ckpt_<kkkk>.xmf that shows its particles as a point cloud, and flow.xmf, the
+   temporal collection of every step checkpoint of the folder. They only point into the HDF5
+   files (relative paths: the folder can be moved). Only rank 0 writes them, each to a temporary
+   name and then renamed (WGFWriteAtomic on PETSC_COMM_SELF). */
+static const char xmf_head[] = "<?xml version=\"1.0\" ?>\n<!DOCTYPE Xdmf SYSTEM \"Xdmf.dtd\" []>\n<Xdmf Version=\"3.0\">\n  <Domain>\n";
+static const char xmf_tail[] = "  </Domain>\n</Xdmf>\n";
+static const char xmf_grid_end[] = "    </Grid>\n";
+
+/* A point attribute: dataset path of h5 (N rows of m components, m = 0: a 1-D dataset). */
+static void xmf_attribute(FILE *fp, const char h5[], const char name[], const char path[], PetscInt N, PetscInt m, const char numtype[])
+{
+  char dims[64];
+
+  if (m > 0) snprintf(dims, sizeof(dims), "%" PetscInt_FMT " %" PetscInt_FMT, N, m);
+  else snprintf(dims, sizeof(dims), "%" PetscInt_FMT, N);
+  fprintf(fp, "      <Attribute Name=\"%s\" AttributeType=\"%s\" Center=\"Node\">\n", name, m <= 1 ? "Scalar" : m == 3 ? "Vector" : "Matrix");
+  fprintf(fp, "        <DataItem Dimensions=\"%s\" NumberType=\"%s\" Precision=\"8\" Format=\"HDF\">%s:%s</DataItem>\n", dims, numtype, h5, path);
+  fprintf(fp, "      </Attribute>\n");
+}
+
+/* The Grid of one step checkpoint h5 (a name in the same folder): N particles as Polyvertex cells
+   (connectivity /particles/id) at /particles/xyz, with every per-particle dataset as an attribute. */
+static void checkpoint_xmf_grid(FILE *fp, const char h5[], PetscInt step, PetscReal time, PetscInt N, PetscInt D, PetscBool own)
+{
+  fprintf(fp, "    <Grid Name=\"step %04d\" GridType=\"Uniform\">\n", (int)step);
+  fprintf(fp, "      <Time Value=\"%.17g\"/>\n", (double)time);
+  fprintf(fp, "      <Topology TopologyType=\"Polyvertex\" NumberOfElements=\"%" PetscInt_FMT "\" NodesPerElement=\"1\">\n", N);
+  fprintf(fp, "        <DataItem Dimensions=\"%" PetscInt_FMT "\" NumberType=\"Int\" Precision=\"8\" Format=\"HDF\">%s:/particles/id</DataItem>\n", N, h5);
+  fprintf(fp, "      </Topology>\n      <Geometry GeometryType=\"XYZ\">\n");
+  fprintf(fp, "        <DataItem Dimensions=\"%" PetscInt_FMT " 3\" NumberType=\"Float\" Precision=\"8\" Format=\"HDF\">%s:/particles/xyz</DataItem>\n", N, h5);
+  fprintf(fp, "      </Geometry>\n");
+  xmf_attribute(fp, h5, "logrho", "/particles/logrho", N, 0, "Float");
+  xmf_attribute(fp, h5, "x", "/particles/x", N, D, "Float");
+  xmf_attribute(fp, h5, "x0", "/particles/x0", N, D, "Float");
+  xmf_attribute(fp, h5, "id", "/particles/id", N, 0, "Int");
+  if (own) {
+    xmf_attribute(fp, h5, "flow_logrho", "/particles/flow/logrho", N, 0, "Float");
+    xmf_attribute(fp, h5, "flow_x", "/particles/flow/x", N, D, "Float");
+    xmf_attribute(fp, h5, "flow_x0", "/particles/flow/x0", N, D, "Float");
+  }
+  fputs(xmf_grid_end, fp);
+}
+
+/* Closes fp, which wrote path; an error (a full disk) names the file. */
+static PetscErrorCode xmf_close(FILE *fp, const char path[])
+{
+  int bad = ferror(fp);
+
+  PetscFunctionBegin;
+  bad = fclose(fp) != 0 || bad;
+  PetscCheck(!bad, PETSC_COMM_SELF, PETSC_ERR_FILE_WRITE, "cannot write the ParaView file %s", path);
+  PetscFunctionReturn(0);
+}
+
+typedef struct {
+  const CheckpointData *d;
+  PetscInt              D;
+  PetscBool             own;
+  char                  h5[64];
+} XmfStep;
+
+/* WGFFileWriter of ckpt_<kkkk>.xmf. */
+static PetscErrorCode checkpoint_xmf_step(void *ctx, const char path[])
+{
+  XmfStep *x  = (XmfStep *)ctx;
+  FILE    *fp = fopen(path, "w");
+
+  PetscFunctionBegin;
+  PetscCheck(fp, PETSC_COMM_SELF, PETSC_ERR_FILE_OPEN, "cannot create the ParaView file %s: %s", path, strerror(errno));
+  fputs(xmf_head, fp);
+  checkpoint_xmf_grid(fp, x->h5, x->d->step, x->d->time, x->d->np, x->D, x->own);
+  fputs(xmf_tail, fp);
+  PetscCall(xmf_close(fp, path));
+  PetscFunctionReturn(0);
+}
+
+typedef struct {
+  const char *dir;
+  CkptEntry  *list; /* newest first */
+  PetscInt    n, step;
+} XmfFlow;
+
+/* Copies the Grid of the ckpt_<kkkk>.xmf at path into fp (nothing if there is none). */
+static PetscErrorCode xmf_copy_grid(FILE *fp, const char path[])
+{
+  FILE *in = fopen(path, "r");
+  char *buf, *a, *b;
+  long  size;
+
+  PetscFunctionBegin;
+  if (!in) PetscFunctionReturn(0); /* a checkpoint of an older wgf: no ParaView file */
+  PetscCheck(fseek(in, 0, SEEK_END) == 0 && (size = ftell(in)) >= 0 && fseek(in, 0, SEEK_SET) == 0, PETSC_COMM_SELF, PETSC_ERR_FILE_READ, "cannot read the ParaView file %s: %s", path, strerror(errno));
+  PetscCall(PetscMalloc1(size + 1, &buf));
+  buf[fread(buf, 1, (size_t)size, in)] = '\0';
+  (void)fclose(in);
+  a = strstr(buf, "    <Grid ");
+  b = a ? strstr(a, xmf_grid_end) : NULL;
+  if (b) fwrite(a, 1, (size_t)(b - a) + strlen(xmf_grid_end), fp);
+  PetscCall(PetscFree(buf));
+  PetscFunctionReturn(0);
+}
+
+/* WGFFileWriter of flow.xmf: the Grids of the step checkpoints up to x->step, oldest first. */
+static PetscErrorCode checkpoint_xmf_flow(void *ctx, const char path[])
+{
+  XmfFlow *x  = (XmfFlow *)ctx;
+  FILE    *fp = fopen(path, "w");
+  char     name[PETSC_MAX_PATH_LEN];
+
+  PetscFunctionBegin;
+  PetscCheck(fp, PETSC_COMM_SELF, PETSC_ERR_FILE_OPEN, "cannot create the ParaView file %s: %s", path, strerror(errno));
+  fputs(xmf_head, fp);
+  fputs("    <Grid Name=\"flow\" GridType=\"Collection\" CollectionType=\"Temporal\">\n", fp);
+  for (PetscInt i = x->n - 1; i >= 0; i--) {
+    if (x->list[i].iter != 0 || x->list[i].step > x->step) continue;
+    PetscCall(PetscSNPrintf(name, sizeof(name), "%s/ckpt_%04d.xmf", x->dir, (int)x->list[i].step));
+    PetscCall(xmf_copy_grid(fp, name));
+  }
+  fputs(xmf_grid_end, fp);
+  fputs(xmf_tail, fp);
+  PetscCall(xmf_close(fp, path));
+  PetscFunctionReturn(0);
+}
+
+/*
+  Rank 0, after the checkpoint of d has been published (and -ckpt_keep applied): writes its
+  ckpt_<kkkk>.xmf (a step checkpoint), removes every ckpt_<kkkk>.xmf whose ckpt_<kkkk>.h5 is gone
+  (removed by -ckpt_keep, moved aside as *.damaged), and rewrites flow.xmf with the step
+  checkpoints of dir up to this one: newer files (damaged ones that -restart skipped, or the rest
+  of an earlier run continued from an older file) are not part of this run's flow.
+*/
+static PetscErrorCode checkpoint_paraview(const char dir[], const CheckpointData *d)
+{
+  CkptEntry *list;
+  PetscInt   n;
+  DIR       *dd;
+  char       path[PETSC_MAX_PATH_LEN + 16];
+  XmfFlow    flow;
+
+  PetscFunctionBegin;
+  if (d->np == 0) PetscFunctionReturn(0); /* no particle to show */
+  if (d->iter == 0) {
+    XmfStep step = {.d = d};
+    PetscCall(ICNNGetShape(d->net, &step.D, NULL, NULL, NULL));
+    PetscCall(FlowHasCoordinates(d->flow, &step.own));
+    PetscCall(PetscSNPrintf(step.h5, sizeof(step.h5), "ckpt_%04d.h5", (int)d->step));
+    PetscCall(PetscSNPrintf(path, sizeof(path), "%s/ckpt_%04d.xmf", dir, (int)d->step));
+    PetscCall(WGFWriteAtomic(PETSC_COMM_SELF, "ParaView file", path, checkpoint_xmf_step, &step));
+  }
+  dd = opendir(dir);
+  PetscCheck(dd, PETSC_COMM_SELF, PETSC_ERR_FILE_OPEN, "cannot read folder %s: %s", dir, strerror(errno));
+  for (struct dirent *e; (e = readdir(dd));) {
+    int nc = 0, kk;
+    if (sscanf(e->d_name, "ckpt_%4d.xmf%n", &kk, &nc) != 1 || nc != (int)strlen(e->d_name) || nc != 13) continue;
+    PetscCall(PetscSNPrintf(path, sizeof(path), "%s/ckpt_%04d.h5", dir, kk));
+    if (access(path, F_OK) == 0) continue;
+    PetscCall(PetscSNPrintf(path, sizeof(path), "%s/%s", dir, e->d_name));
+    PetscCheck(unlink(path) == 0, PETSC_COMM_SELF, PETSC_ERR_FILE_WRITE, "cannot remove the ParaView file %s of a checkpoint that is gone: %s", path, strerror(errno));
+  }
+  closedir(dd);
+  PetscCall(checkpoint_list(dir, &list, &n));
+  flow = (XmfFlow){.dir = dir, .list = list, .n = n, .step = d->step};
+  PetscCall(PetscSNPrintf(path, sizeof(path), "%s/flow.xmf", dir));
+  PetscCall(WGFWriteAtomic(PETSC_COMM_SELF, "ParaView file", path, checkpoint_xmf_flow, &flow));
+  PetscCall(PetscFree(list));
+  PetscFunctionReturn(0);
+}
+
 /* Rank 0: is there room for the checkpoint? Parallel HDF5 1.10 can hang when a write fails
    inside the collective metadata flush of H5Fclose (a full disk), so a checkpoint that cannot
-   fit is refused before it is started. The estimate counts every dataset, plus HDF5's overhead
+   fit is refused before it is started. The estimate counts every dataset (/particles/flow too,
+   and /particles/xyz and id), the ParaView files, plus HDF5's overhead
    (16 KiB, and 4.5 KiB per map or Adam moment: a group, a chunked dataset and its chunk index;
-   measured: 37 KiB for a one-step file of the tiny protocol, 4.2 KiB more per step), and keeps a
+   measured: 43 KiB for a one-step file of the tiny protocol, 4.2 KiB more per step), and keeps a
    25 % margin. */
 static PetscErrorCode checkpoint_check_space(const char dir[], const CheckpointData *d)
 {
   struct statvfs vfs;
   PetscInt       D, P;
+  PetscBool      own;
   double         need, avail;
 
   PetscFunctionBegin;
   PetscCall(ICNNGetShape(d->net, &D, NULL, NULL, NULL));
   PetscCall(ICNNGetNumParameters(d->net, &P));
-  need = 8.0 * ((double)P * (d->step + 1 + (d->iter > 0 ? 2 : 0)) + (double)d->np * (2 * D + 1) + (double)d->hist_rows * d->hist_cols + 2.0 * D * D + 2.0 * D) + 16384.0 + 4608.0 * (d->step + 5 + (d->iter > 0 ? 2 : 0));
+  PetscCall(FlowHasCoordinates(d->flow, &own));
+  need = 8.0 * ((double)P * (d->step + 1 + (d->iter > 0 ? 2 : 0)) + (double)d->np * ((own ? 2 : 1) * (2 * D + 1) + 4) + (double)d->hist_rows * d->hist_cols + 2.0 * D * D + 2.0 * D) + 16384.0 + 4608.0 * (d->step + 7 + (d->iter > 0 ? 2 : 0));
+  need += 2048.0 * (2 * (d->step + 1) + 2); /* ckpt_<kkkk>.xmf, and flow.xmf twice while it is replaced (1.4 KiB per step) */
   need *= 1.25;
   PetscCheck(statvfs(dir, &vfs) == 0, PETSC_COMM_SELF, PETSC_ERR_FILE_WRITE, "cannot query the free space of %s: %s", dir, strerror(errno));
   avail = (double)vfs.f_bavail * (double)vfs.f_frsize;
@@ -455,6 +654,7 @@ PetscErrorCode CheckpointWrite(MPI_Comm comm, const char dir[], const Checkpoint
   if (err && rank == 0) (void)unlink(tmp);
   PetscCall(WGFCheckAllRanks(comm, err, "writing a checkpoint (the previous checkpoints are untouched)"));
   if (keep > 0) PetscCall(WGFCheckAllRanks(comm, rank ? 0 : checkpoint_prune(dir, keep), "-ckpt_keep"));
+  PetscCall(WGFCheckAllRanks(comm, rank ? 0 : checkpoint_paraview(dir, d), "writing the ParaView files (the checkpoint is written)"));
   if (path) PetscCall(PetscStrncpy(path, final, len));
   PetscCall(PetscLogEventEnd(WGF_Ckpt, 0, 0, 0, 0));
   PetscFunctionReturn(0);

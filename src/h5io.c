@@ -425,6 +425,9 @@ static PetscErrorCode h5io_dcpl(const char path[], hid_t ftype, PetscInt ndims, 
   PetscFunctionReturn(0);
 }
 
+/* The memory type mtype must be the file type ftype (as native types on a little-endian machine):
+   HDF5 1.10 turns a collective write that converts types into independent ones, and those cannot
+   write filtered (checksummed) chunks. */
 static PetscErrorCode h5io_write_rows(hid_t file, const char path[], hid_t ftype, hid_t mtype, PetscInt ndims, const hsize_t dims[], PetscInt start, PetscInt nrows, const void *buf)
 {
   hid_t   dset, fspace, mspace, dxpl, lcpl, dcpl;
@@ -473,6 +476,14 @@ PetscErrorCode H5IOWriteRowsInt8(hid_t file, const char path[], PetscInt ndims, 
 {
   PetscFunctionBegin;
   PetscCall(h5io_write_rows(file, path, H5T_STD_I8LE, H5T_NATIVE_SCHAR, ndims, dims, start, nrows, buf));
+  PetscFunctionReturn(0);
+}
+
+/* H5IOWriteRowsInt64 - H5IOWriteRows for an int64 dataset (indices). Collective. */
+PetscErrorCode H5IOWriteRowsInt64(hid_t file, const char path[], PetscInt ndims, const hsize_t dims[], PetscInt start, PetscInt nrows, const PetscInt64 buf[])
+{
+  PetscFunctionBegin;
+  PetscCall(h5io_write_rows(file, path, H5T_STD_I64LE, H5T_NATIVE_INT64, ndims, dims, start, nrows, buf));
   PetscFunctionReturn(0);
 }
 

@@ -13,9 +13,17 @@
                          mixture: centers, weights, std, mu0, S0)
      /particles/x0, x    float64 [N][D]: resident particles at t = 0 and at step k
      /particles/logrho   float64 [N]: log rho_k at x
+     /particles/xyz      float64 [N][3]: the first three coordinates of x, zero-padded when D < 3
+     /particles/id       int64 [N]: the particles' global indices 0..N-1
      /particles/flow/... the same in the flow's own coordinates, when it has them
                          (FlowSetCoordinates; /particles/x0 .. logrho are then in theta)
-     /history            float64 [k + 1][ncols], one row per step (row 0: t = 0); attr columns */
+     /history            float64 [k + 1][ncols], one row per step (row 0: t = 0); attr columns
+   Every dataset with elements, but a scalar, is chunked with HDF5's Fletcher32 checksum (h5io.c).
+   Beside the step checkpoints, for ParaView (rank 0, tmp + rename; not written when N = 0):
+     DIR/ckpt_<kkkk>.xmf XDMF: the particles of ckpt_<kkkk>.h5 as Polyvertex cells (/particles/id)
+                         at /particles/xyz, attributes logrho, x, x0, id (and flow_*), time t_k
+     DIR/flow.xmf        a temporal collection of the Grids of every ckpt_<kkkk>.xmf of DIR up to
+                         the newest step written, rewritten after every checkpoint */
 #ifndef WGF_CHECKPOINT_H
 #define WGF_CHECKPOINT_H
 

@@ -33,6 +33,7 @@ PetscErrorCode H5IOWriteAttrReal(hid_t, const char[], PetscReal);
 PetscErrorCode H5IOWriteAttrString(hid_t, const char[], const char[]);
 PetscErrorCode H5IOCreateGroup(hid_t, const char[], hid_t *);
 PetscErrorCode H5IOWriteRows(hid_t, const char[], PetscInt, const hsize_t[], PetscInt, PetscInt, const PetscReal[]);
+PetscErrorCode H5IOWriteRowsInt64(hid_t, const char[], PetscInt, const hsize_t[], PetscInt, PetscInt, const PetscInt64[]);
 PetscErrorCode H5IOWriteRowsInt8(hid_t, const char[], PetscInt, const hsize_t[], PetscInt, PetscInt, const signed char[]);
 
 #endif

@@ -133,7 +133,7 @@ def locate_damage(good, bad):
     ref = describe(good)
     try:
         got = describe(bad)
-    except Exception as e:  # noqa: BLE001 -- an unreadable object is metadata damage
+    except Exception as e:  # noqa: BLE001 -- an unreadable object: metadata, or numbers that fail their checksum
         return "metadata", "h5py cannot read it all: %s" % str(e).splitlines()[0][:120]
     if set(got) != set(ref):
         return "metadata", "objects differ: %s" % sorted(set(got) ^ set(ref))
@@ -293,7 +293,7 @@ def main():
     with tempfile.TemporaryDirectory(prefix="wgf_check_badfiles_") as tmp:
         good = os.path.join(tmp, "good")
         code, log, secs = wr.run_wgf(args, 2, good, extra=["-jko_steps", "2"])
-        files = sorted(os.listdir(good)) if os.path.isdir(good) else []
+        files = [os.path.basename(p) for p in wr.checkpoints(good)] if os.path.isdir(good) else []
         if not check(code == 0 and files == ["ckpt_0001.h5", "ckpt_0002.h5"], "good run: tiny protocol, 2 steps, 2 ranks",
                      "exit %s in %.1f s, folder %s" % (code, secs, files) + ("" if code == 0 else "\n" + wr.tail(log))):
             print("1 failure(s): nothing to test without the good run")

@@ -13,7 +13,8 @@ Runs the tiny protocol (input/ou_tiny.opts) on 2 ranks, then
      step = 0..k and t = step h; /config with at least jko_h, jko_iters, jko_batch and seed,
      equal to the options given; /problem A, S0 (D x D) and m, mu0 (D);
      and across files: maps and history rows written once never change, x0 is the same;
-     the folder holds nothing but the checkpoints (no temporary file left behind);
+     the folder holds nothing but the checkpoints and their ParaView files (ckpt_<kkkk>.xmf,
+     flow.xmf; no temporary file left behind);
   2. that the final SymKL to the exact OU law is finite and below SYMKL_BOUND (see there);
   3. that wgf-eval -logdensity on the final checkpoint, at the first 200 rows of /particles/x,
      gives /logrho equal to /particles/logrho within 1e-6 absolute, with every /converged == 1,
@@ -245,7 +246,7 @@ def main():
                      "%.1f s, %d checkpoints" % (secs, len(files)) if code == 0 else "exit %s, %d checkpoints\n%s" % (code, len(files), wr.tail(log))):
             print("%d failure(s)" % check.failures)
             return 1
-        want = ["ckpt_%04d.h5" % k for k in range(1, exp["steps"] + 1)]
+        want = sorted(["ckpt_%04d.%s" % (k, e) for k in range(1, exp["steps"] + 1) for e in ("h5", "xmf")] + ["flow.xmf"])
         present = sorted(os.listdir(first_dir))
         check(present == want, "-out_dir holds exactly %s" % ",".join(want), "it holds %s" % present if present != want else "")
 

@@ -17,12 +17,13 @@ every /maps/<kkkk>/params (the same set of maps), /particles/x, /particles/logrh
      the comparison can fail: a SHORT run with another -seed differs bitwise and beyond 1e-10,
      and a one-ulp change of one entry is caught by the bitwise comparison;
   b. SIGKILL: LONG with -jko_steps 6 -ckpt_every_iters 20 on 2 ranks; as soon as ckpt_0002.h5
-     exists, SIGKILL the wgf ranks and the launcher; every ckpt_* file left under its final
+     exists, SIGKILL the wgf ranks and the launcher; every ckpt_*.h5 file left under its final
      name must be a complete (complete = 1), readable checkpoint, every other file a *.partial
-     leftover or Open MPI's lock probe beside one (DEBRIS_NAME); -restart DIR -jko_steps 4 on
+     leftover or Open MPI's lock probe beside one (DEBRIS_NAME) or a ParaView file
+     (ckpt_<kkkk>.xmf, flow.xmf, or the *.partial of one); -restart DIR -jko_steps 4 on
      2 ranks must pick the newest complete checkpoint and end with a ckpt_0004.h5 bitwise equal
      to the LONG reference's;
-  b2. the same, but the kill comes when a *.partial file is seen (a checkpoint being written)
+  b2. the same, but the kill comes when a ckpt_*.h5.partial file is seen (a checkpoint being written)
      after ckpt_0002.h5 exists, so that a leftover *.partial is (usually) part of the test;
   c. another rank count: SHORT's ckpt_0002.h5 restarted on 1 and on 3 ranks, and its mid-step
      ckpt_0001_000020.h5 on 3 ranks, into new -out_dir folders: the final checkpoint agrees
@@ -88,6 +89,8 @@ CKPT_NAME = re.compile(r"^ckpt_(\d{4})(?:_(\d{6}))?\.h5$")
 # inside MPI_File_open, the lock probe that Open MPI's OMPIO (sharedfp/lockedfile) creates beside
 # it and removes a moment later, <name>.partial.locktest.<rank>. Neither is a checkpoint to wgf.
 DEBRIS_NAME = re.compile(r"^ckpt_\d{4}(?:_\d{6})?\.h5\.partial(?:\.locktest\.\d+)?$")
+# The ParaView files beside the checkpoints (and, after a kill, the temporary file of one).
+PARAVIEW_NAME = re.compile(r"^(?:ckpt_\d{4}\.xmf|flow\.xmf)(?:\.partial)?$")
 
 
 
@@ -349,7 +352,7 @@ def wait_for_partial(d, proc, timeout=20):
     t_end = time.time() + timeout
     while time.time() < t_end and proc.poll() is None:
         try:
-            if any(n.endswith(".partial") for n in os.listdir(d)):
+            if any(DEBRIS_NAME.match(n) for n in os.listdir(d)):
                 return True
         except OSError:
             pass
@@ -396,10 +399,10 @@ def part_kill(check, args, tmp, ref_long, during_write=False):
             (complete if why is None else other).append(n if why is None else "%s (%s)" % (n, why))
         elif DEBRIS_NAME.match(n):
             partial.append(n)
-        else:
+        elif not PARAVIEW_NAME.match(n):
             other.append(n)
     newest = max(complete, key=ckpt_key) if complete else None
-    check(not other and complete, "%s. after the kill every" % tag + " ckpt_* file is complete and readable, the rest *.partial",
+    check(not other and complete, "%s. after the kill every" % tag + " ckpt_*.h5 file is complete and readable, the rest *.partial or ParaView files",
           "%d complete checkpoints (newest %s), leftovers %s%s" % (len(complete), newest, partial or "none",
                                                                    ("; NOT complete or unexpected: %s" % other) if other else ""))
     killed_files = set(complete)
@@ -507,11 +510,13 @@ def part_signals(check, args, tmp, ref_long):
 def part_keep(check, args, tmp, short):
     """(f)."""
     sdir, ref = short
-    for extra, want in ((["-ckpt_every_iters", "20"], ["ckpt_0003_000040.h5", "ckpt_0004.h5"]), ([], ["ckpt_0003.h5", "ckpt_0004.h5"])):
+    # the ParaView files follow: a removed checkpoint's ckpt_<kkkk>.xmf goes too
+    for extra, want in ((["-ckpt_every_iters", "20"], ["ckpt_0003_000040.h5", "ckpt_0004.h5", "ckpt_0004.xmf", "flow.xmf"]),
+                        ([], ["ckpt_0003.h5", "ckpt_0003.xmf", "ckpt_0004.h5", "ckpt_0004.xmf", "flow.xmf"])):
         out = os.path.join(tmp, "keep%d" % len(extra))
         code, log, secs = wr.run_wgf(args, 2, out, extra=SHORT + extra + ["-ckpt_keep", "2"])
         names = folder_listing(out)
-        bad = [n for n in names if verify_checkpoint(os.path.join(out, n))]
+        bad = [n for n in names if CKPT_NAME.match(n) and verify_checkpoint(os.path.join(out, n))]
         check(code == 0 and names == want and not bad, "f. -ckpt_keep 2 %s" % " ".join(extra),
               "exit %s in %.1f s; folder holds %s (expected %s)%s" % (code, secs, names, want, ("; not complete: %s" % bad) if bad else ""))
         if code == 0 and "ckpt_0004.h5" in names and ref is not None:
@@ -528,7 +533,7 @@ def part_keep(check, args, tmp, short):
     foreign = {n: wr.snapshot(os.path.join(k, n)) for n in ("ckpt_0009.h5", "notes.txt")}
     code, log, secs = run_restart(args, 2, os.path.join(k, "ckpt_0002.h5"), ["-ckpt_keep", "2", "-ckpt_every_iters", "0"])
     names = folder_listing(k)
-    want = ["ckpt_0003.h5", "ckpt_0004.h5", "ckpt_0009.h5", "notes.txt"]
+    want = ["ckpt_0003.h5", "ckpt_0003.xmf", "ckpt_0004.h5", "ckpt_0004.xmf", "ckpt_0009.h5", "flow.xmf", "notes.txt"]
     kept = all(wr.snapshot(os.path.join(k, n)) == s for n, s in foreign.items())
     check(code == 0 and names == want and kept, "f. restart with -ckpt_keep 2 into a folder with a foreign ckpt_0009.h5 and notes.txt",
           "exit %s in %.1f s; folder holds %s (expected %s); foreign files %s" % (code, secs, names, want, "untouched" if kept else "CHANGED")
