@@ -185,6 +185,7 @@ static PetscErrorCode checkpoint_fill(MPI_Comm comm, hid_t f, const CheckpointDa
     hsize_t    dND[2] = {(hsize_t)d->np, (hsize_t)D}, dN[1] = {(hsize_t)d->np}, dH[2] = {(hsize_t)d->hist_rows, (hsize_t)d->hist_cols};
     PetscBool  own;
     PetscReal *t = NULL; /* with the flow's own coordinates: x0, x, logrho in theta */
+    char       meaning[512];
     PetscCall(FlowHasCoordinates(d->flow, &own));
     if (own) { /* the particles as the flow holds them (what a restart reads), then in theta */
       CKPT(H5IOWriteRows(f, "/particles/flow/x0", 2, dND, d->np_start, d->np_local, d->x0));
@@ -198,7 +199,8 @@ static PetscErrorCode checkpoint_fill(MPI_Comm comm, hid_t f, const CheckpointDa
     CKPT(checkpoint_write_xyz_id(f, d, D, own ? t + d->np_local * D : d->x));
     PetscCall(PetscFree(t));
     PetscCallH5(g = H5Gopen2(f, "/particles", H5P_DEFAULT));
-    CKPT(H5IOWriteAttrString(g, "meaning", own ? "x0: draws of rho_0; x: the same particles pushed through maps 1..step; logrho: log rho_step(x) along the chain (MATH.md sec. 1); in the problem's coordinates, and in the flow's own under /particles/flow (what a restart reads); xyz: the first three coordinates of x, zero-padded, and id: the particles' global indices (what ckpt_<kkkk>.xmf shows in ParaView)" : "x0: draws of rho_0; x: the same particles pushed through maps 1..step; logrho: log rho_step(x) along the chain (MATH.md sec. 1); xyz: the first three coordinates of x, zero-padded, and id: the particles' global indices (what ckpt_<kkkk>.xmf shows in ParaView)"));
+    PetscCall(PetscSNPrintf(meaning, sizeof(meaning), "x0: draws of rho_0; x: the same particles pushed through maps 1..step; logrho: log rho_step(x) along the chain (MATH.md sec. 1)%s; xyz: the first three coordinates of x, zero-padded, and id: the particles' global indices (what ckpt_<kkkk>.xmf shows in ParaView)", own ? "; in the problem's coordinates, and in the flow's own under /particles/flow (what a restart reads)" : ""));
+    CKPT(H5IOWriteAttrString(g, "meaning", meaning));
     PetscCallH5(H5Gclose(g));
     CKPT(H5IOWriteRows(f, "/history", 2, dH, 0, rank ? 0 : d->hist_rows, d->hist));
     PetscCallH5(g = H5Dopen2(f, "/history", H5P_DEFAULT));
@@ -620,8 +622,9 @@ static PetscErrorCode checkpoint_check_space(const char dir[], const CheckpointD
   first under a temporary name; the root attribute complete = 1 is written last; after the close
   rank 0 reopens and checks the file and only then renames it into place. A failure at any point
   (a full disk, say) removes the temporary file and leaves the previous checkpoints as they were.
-  With keep > 0, only the newest keep checkpoints of DIR are kept. The final path is returned in
-  path (may be NULL).
+  With keep > 0, only the newest keep checkpoints of DIR are kept. Then rank 0 writes the ParaView
+  files (checkpoint_paraview): DIR/ckpt_<kkkk>.xmf for a step checkpoint, and DIR/flow.xmf. The
+  final path is returned in path (may be NULL).
 
   Collective
 */
