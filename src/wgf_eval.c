@@ -148,6 +148,7 @@ int main(int argc, char **argv)
   Eval      v    = {0};
 
   PetscCall(PetscInitialize(&argc, &argv, NULL, help));
+  PetscCall(WGFInitialize());
   v.comm = PETSC_COMM_WORLD;
   PetscOptionsBegin(v.comm, NULL, "wgf-eval options", NULL);
   PetscCall(PetscOptionsString("-params", "HDF5 file with /icnn and /maps/<kkkk>/params", NULL, params, params, sizeof(params), &has_params));
