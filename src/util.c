@@ -1,6 +1,7 @@
 /* POSIX: nanosleep while the ranks agree on how to stop */
 #define _POSIX_C_SOURCE 200809L
 #include <wgf/util.h>
+#include <hdf5.h>
 #include <errno.h>
 #include <libgen.h>
 #include <stdint.h>
@@ -79,12 +80,27 @@ static void error_print(void)
   fflush(stderr);
 }
 
+/* Whether an HDF5 file is still open for writing (an output whose write failed): HDF5 closes it
+   inside MPI_Finalize, and after a failed write (a full disk) parallel HDF5 1.10 crashes or hangs
+   there. Files open for reading are closed there harmlessly. */
+static PetscBool error_output_open(void)
+{
+  hid_t    ids[64];
+  ssize_t  n = H5Fget_obj_ids(H5F_OBJ_ALL, H5F_OBJ_FILE, PETSC_STATIC_ARRAY_LENGTH(ids), ids);
+  unsigned intent;
+
+  for (ssize_t i = 0; i < n; i++)
+    if (H5Fget_intent(ids[i], &intent) >= 0 && (intent & H5F_ACC_RDWR)) return PETSC_TRUE;
+  return PETSC_FALSE;
+}
+
 /* At main(), where PETSc would call MPI_Abort: the ranks that got there with an error agree, with
    a non-blocking allreduce on a communicator of its own. When every rank takes part, the lowest
    rank holding an error of its own (not one restated by WGFCheckAllRanks()) prints it, and every
    rank finalizes and exits with that rank's code: no abort, no banner. A rank whose error the
    others never join (they are in another collective call, or finishing) prints its own and
-   returns, and PETSc aborts the job as before. */
+   returns, and PETSc aborts the job as before; so does every rank while an output file is open
+   (error_output_open()), after the one message. */
 static void error_exit(PetscErrorCode n)
 {
   PetscMPIInt     rank, size, mine[2], first[2];
@@ -108,6 +124,7 @@ static void error_exit(PetscErrorCode n)
     return;
   }
   if (first[0] % size == rank) error_print();
+  if (error_output_open()) return;
   (void)PetscFinalize();
   exit(first[1]);
 }
