@@ -68,6 +68,33 @@ static PetscBool error_is_user(PetscErrorCode n, const char fun[])
   }
 }
 
+/* Whether value is list or one of its comma-separated entries. */
+static PetscBool error_value_in(const char value[], const char list[])
+{
+  size_t n = strlen(value);
+
+  for (const char *p = list; p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL)
+    if (!strncmp(p, value, n) && (p[n] == ',' || p[n] == '\0')) return PETSC_TRUE;
+  return PETSC_FALSE;
+}
+
+/* PETSc's option parser names the value it cannot read but not the option ("Input string abc has
+   no numeric value"): put in front of the message the first option given that value. */
+static void error_name_option(void)
+{
+  char  value[256], head[320] = "", *all = NULL, *save = NULL, *prev = NULL;
+  char  rest[sizeof(err_state.mess)];
+
+  if (sscanf(err_state.mess, "Input string %255s", value) != 1 && sscanf(err_state.mess, "Unknown logical value: %255s", value) != 1) return;
+  if (PetscOptionsGetAll(NULL, &all)) return;
+  for (char *tok = strtok_r(all, " ", &save); tok && !head[0]; prev = tok, tok = strtok_r(NULL, " ", &save))
+    if (prev && prev[0] == '-' && error_value_in(value, tok)) snprintf(head, sizeof(head), "%s %s: ", prev, tok);
+  (void)PetscFree(all);
+  if (!head[0]) return;
+  snprintf(rest, sizeof(rest), "%s", err_state.mess);
+  snprintf(err_state.mess, sizeof(err_state.mess), "%s%s", head, rest);
+}
+
 /* The short report: "<tool>: error: <message>", and for the options a pointer to -help. */
 static void error_print(void)
 {
@@ -144,6 +171,7 @@ static PetscErrorCode error_handler(MPI_Comm comm, int line, const char *fun, co
       err_state.original = restated ? PETSC_FALSE : PETSC_TRUE;
       (void)PetscStrncpy(err_state.mess, p == PETSC_ERROR_INITIAL && mess ? mess : "", sizeof(err_state.mess));
       for (len = strlen(err_state.mess); len && (err_state.mess[len - 1] == '\n' || err_state.mess[len - 1] == ' '); len--) err_state.mess[len - 1] = '\0';
+      if (fun && !strncmp(fun, "PetscOptionsStringTo", 20)) error_name_option();
     }
   }
   if (err_state.internal) return PetscTraceBackErrorHandler(comm, line, fun, file, n, p, mess, ctx);
