@@ -213,6 +213,37 @@ def snapshot(path):
 
 
 TRACEBACK_LINE = re.compile(r"#\d+ .* at .*:\d+\s*$")
+ERROR_LINE = re.compile(r"^(\S+): error: (.*)$")
+
+
+def error_report(code, log, tool, traceback=False):
+    """(message, problems) of a run that must stop with an error a user caused: a non-zero exit
+    status within the timeout, and in the combined output of all ranks exactly one line
+    '<tool>: error: <message>' (tool: 'wgf', 'wgf-eval', ...), and no line of PETSc's traceback
+    ('PETSC ERROR'), of its configure line or of Open MPI's MPI_ABORT banner. With traceback (the
+    run had -wgf_traceback, or hit a bug) it is the other way round: PETSc's traceback must be
+    there, and message is its lines (message_lines()). problems is empty when all is as it must be."""
+    problems = []
+    if code is None:
+        problems.append("did not finish within %d s" % TIMEOUT_SECONDS)
+    elif code == 0:
+        problems.append("exit status 0")
+    errors = [m.group(2) for m in map(ERROR_LINE.match, log.splitlines()) if m and m.group(1) == tool]
+    petsc = [l for l in log.splitlines() if "PETSC ERROR" in l]
+    if traceback:
+        if not any(TRACEBACK_LINE.search(l) for l in petsc):
+            problems.append("no PETSc traceback")
+        if errors:
+            problems.append("the short form '%s: error:' too" % tool)
+        return "\n".join(l for l in message_lines(log) if "PETSC ERROR" in l), problems
+    if len(errors) != 1:
+        problems.append("%d lines '%s: error: ...', not 1" % (len(errors), tool))
+    for what, bad in (("PETSc's traceback ('PETSC ERROR')", petsc),
+                      ("PETSc's configure line", [l for l in log.splitlines() if "Configure options" in l]),
+                      ("Open MPI's MPI_ABORT banner", [l for l in log.splitlines() if "MPI_ABORT" in l])):
+        if bad:
+            problems.append("%s in the output (%d lines)" % (what, len(bad)))
+    return (errors[0] if errors else ""), problems
 
 
 def message_lines(log):
