@@ -348,10 +348,32 @@ PetscErrorCode H5IOReadRows(hid_t file, const char fname[], const char path[], P
   PetscFunctionReturn(0);
 }
 
+/* Whether a collective write failed on any rank of the file's communicator: on a full disk the
+   write can fail on some ranks only, and the others would go on alone to the next collective
+   call and wait there forever. */
+static PetscErrorCode h5io_write_agree(hid_t file, PetscBool *failed)
+{
+  hid_t       fapl;
+  MPI_Comm    comm;
+  MPI_Info    info;
+  PetscMPIInt any = *failed ? 1 : 0;
+
+  PetscFunctionBegin;
+  PetscCallH5(fapl = H5Fget_access_plist(file));
+  PetscCallH5(H5Pget_fapl_mpio(fapl, &comm, &info));
+  PetscCallH5(H5Pclose(fapl));
+  PetscCallMPI(MPI_Allreduce(MPI_IN_PLACE, &any, 1, MPI_INT, MPI_MAX, comm));
+  PetscCallMPI(MPI_Comm_free(&comm));
+  if (info != MPI_INFO_NULL) PetscCallMPI(MPI_Info_free(&info));
+  *failed = any ? PETSC_TRUE : PETSC_FALSE;
+  PetscFunctionReturn(0);
+}
+
 static PetscErrorCode h5io_write_rows(hid_t file, const char path[], hid_t ftype, hid_t mtype, PetscInt ndims, const hsize_t dims[], PetscInt start, PetscInt nrows, const void *buf)
 {
-  hid_t   dset, fspace, mspace, dxpl, lcpl;
-  hsize_t mdim = (hsize_t)nrows;
+  hid_t     dset, fspace, mspace, dxpl, lcpl;
+  hsize_t   mdim = (hsize_t)nrows;
+  PetscBool failed;
 
   PetscFunctionBegin;
   PetscCall(PetscLogEventBegin(WGF_IO, 0, 0, 0, 0));
@@ -365,7 +387,9 @@ static PetscErrorCode h5io_write_rows(hid_t file, const char path[], hid_t ftype
   PetscCallH5(mspace = H5Screate_simple(1, mdim ? &mdim : (hsize_t[]){1}, NULL));
   if (!mdim) PetscCallH5(H5Sselect_none(mspace));
   PetscCall(h5io_collective(&dxpl));
-  if ((ndims == 0 || dims[0] > 0) && H5Dwrite(dset, mtype, mspace, fspace, dxpl, buf) < 0) PetscCall(h5io_write_failed(file, NULL, path)); /* an empty dataset has nothing to write */
+  failed = (ndims == 0 || dims[0] > 0) && H5Dwrite(dset, mtype, mspace, fspace, dxpl, buf) < 0 ? PETSC_TRUE : PETSC_FALSE; /* an empty dataset has nothing to write */
+  PetscCall(h5io_write_agree(file, &failed));
+  if (failed) PetscCall(h5io_write_failed(file, NULL, path));
   PetscCallH5(H5Pclose(dxpl));
   PetscCallH5(H5Sclose(mspace));
   PetscCallH5(H5Sclose(fspace));

@@ -216,13 +216,15 @@ TRACEBACK_LINE = re.compile(r"#\d+ .* at .*:\d+\s*$")
 ERROR_LINE = re.compile(r"^(\S+): error: (.*)$")
 
 
-def error_report(code, log, tool, traceback=False):
+def error_report(code, log, tool, traceback=False, aborts=False):
     """(message, problems) of a run that must stop with an error a user caused: a non-zero exit
     status within the timeout, and in the combined output of all ranks exactly one line
     '<tool>: error: <message>' (tool: 'wgf', 'wgf-eval', ...), and no line of PETSc's traceback
     ('PETSC ERROR'), of its configure line or of Open MPI's MPI_ABORT banner. With traceback (the
     run had -wgf_traceback, or hit a bug) it is the other way round: PETSc's traceback must be
-    there, and message is its lines (message_lines()). problems is empty when all is as it must be."""
+    there, and message is its lines (message_lines()). aborts: the job may end in MPI_Abort (an
+    output file was open when the error came: util.c, error_output_open), so Open MPI's banner is
+    allowed. problems is empty when all is as it must be."""
     problems = []
     if code is None:
         problems.append("did not finish within %d s" % TIMEOUT_SECONDS)
@@ -240,7 +242,7 @@ def error_report(code, log, tool, traceback=False):
         problems.append("%d lines '%s: error: ...', not 1" % (len(errors), tool))
     for what, bad in (("PETSc's traceback ('PETSC ERROR')", petsc),
                       ("PETSc's configure line", [l for l in log.splitlines() if "Configure options" in l]),
-                      ("Open MPI's MPI_ABORT banner", [l for l in log.splitlines() if "MPI_ABORT" in l])):
+                      ("Open MPI's MPI_ABORT banner", [l for l in log.splitlines() if "MPI_ABORT" in l and not aborts])):
         if bad:
             problems.append("%s in the output (%d lines)" % (what, len(bad)))
     return (errors[0] if errors else ""), problems
