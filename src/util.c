@@ -82,8 +82,8 @@ static PetscBool error_value_in(const char value[], const char list[])
    no numeric value"): put in front of the message the first option given that value. */
 static void error_name_option(void)
 {
-  char  value[256], head[320] = "", *all = NULL, *save = NULL, *prev = NULL;
-  char  rest[sizeof(err_state.mess)];
+  char value[256], head[320] = "", *all = NULL, *save = NULL, *prev = NULL;
+  char rest[sizeof(err_state.mess)];
 
   if (sscanf(err_state.mess, "Input string %255s", value) != 1 && sscanf(err_state.mess, "Unknown logical value: %255s", value) != 1) return;
   if (PetscOptionsGetAll(NULL, &all)) return;
@@ -133,8 +133,8 @@ static void error_exit(PetscErrorCode n)
   PetscMPIInt     rank, size, mine[2], first[2];
   int             done = 0;
   MPI_Request     req;
-  double          t0    = MPI_Wtime();
-  struct timespec nap   = {0, 1000000};
+  double          t0  = MPI_Wtime();
+  struct timespec nap = {0, 1000000}; /* between two polls */
 
   MPI_Comm_rank(err_state.comm, &rank);
   MPI_Comm_size(err_state.comm, &size);
