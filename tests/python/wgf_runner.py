@@ -217,8 +217,9 @@ ERROR_LINE = re.compile(r"^(\S+): error: (.*)$")
 
 
 def error_report(code, log, tool, traceback=False, aborts=False):
-    """(message, problems) of a run that must stop with an error a user caused: a non-zero exit
-    status within the timeout, and in the combined output of all ranks exactly one line
+    """(message, problems) of a run that must stop with an error a user caused: within the timeout,
+    with the PETSc error code as exit status (55 to 99: not 0, not a crash, whose status is 128 +
+    the signal), no rank killed by a signal, and in the combined output of all ranks exactly one line
     '<tool>: error: <message>' (tool: 'wgf', 'wgf-eval', ...), and no line of PETSc's traceback
     ('PETSC ERROR'), of its configure line or of Open MPI's MPI_ABORT banner. With traceback (the
     run had -wgf_traceback, or hit a bug) it is the other way round: PETSc's traceback must be
@@ -228,8 +229,11 @@ def error_report(code, log, tool, traceback=False, aborts=False):
     problems = []
     if code is None:
         problems.append("did not finish within %d s" % TIMEOUT_SECONDS)
-    elif code == 0:
-        problems.append("exit status 0")
+    elif not 55 <= code < 100:
+        problems.append("exit status %d is not a PETSc error code" % code)
+    crashed = [l for l in log.splitlines() if "exited on signal" in l]
+    if crashed:
+        problems.append("a rank crashed: %s" % crashed[0].strip())
     errors = [m.group(2) for m in map(ERROR_LINE.match, log.splitlines()) if m and m.group(1) == tool]
     petsc = [l for l in log.splitlines() if "PETSC ERROR" in l]
     if traceback:
