@@ -608,3 +608,27 @@ PetscErrorCode CheckpointLoadFlow(MPI_Comm comm, const char path[], PetscInt map
   PetscCall(CheckpointLoadMaps(comm, path, map, P, flow));
   PetscFunctionReturn(0);
 }
+
+/*
+  CheckpointReadSeed - the -seed of the run that wrote a checkpoint (the attribute seed of its
+  /config), so that the tools that draw samples of its maps (wgf-predict, wgf-sample) default to
+  the run's own evaluation samples. A missing or malformed attribute is an error naming the file.
+
+  Collective
+*/
+PetscErrorCode CheckpointReadSeed(MPI_Comm comm, const char path[], PetscInt *seed)
+{
+  hid_t f;
+  char  buf[64], *end;
+  long  v;
+
+  PetscFunctionBegin;
+  PetscCall(H5IOOpen(comm, path, &f));
+  PetscCall(H5IOReadAttrString(f, path, "/config", "seed", buf, sizeof(buf)));
+  PetscCall(H5IOClose(&f));
+  errno = 0;
+  v     = strtol(buf, &end, 10);
+  PetscCheck(!errno && end != buf && !*end && v >= 0 && (PetscInt64)v <= (PetscInt64)PETSC_MAX_INT, comm, PETSC_ERR_FILE_UNEXPECTED, "file %s: /config attribute seed = \"%s\" is not a seed", path, buf);
+  *seed = (PetscInt)v;
+  PetscFunctionReturn(0);
+}

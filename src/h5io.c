@@ -371,7 +371,7 @@ static PetscErrorCode h5io_write_agree(hid_t file, PetscBool *failed)
 
 static PetscErrorCode h5io_write_rows(hid_t file, const char path[], hid_t ftype, hid_t mtype, PetscInt ndims, const hsize_t dims[], PetscInt start, PetscInt nrows, const void *buf)
 {
-  hid_t     dset, fspace, mspace, dxpl, lcpl;
+  hid_t     dset, fspace, mspace, dxpl, lcpl, dcpl;
   hsize_t   mdim = (hsize_t)nrows;
   PetscBool failed;
 
@@ -382,7 +382,13 @@ static PetscErrorCode h5io_write_rows(hid_t file, const char path[], hid_t ftype
   PetscCallH5(H5Pset_create_intermediate_group(lcpl, 1));
   if (ndims == 0) PetscCallH5(fspace = H5Screate(H5S_SCALAR)); /* dims is not read */
   else PetscCallH5(fspace = H5Screate_simple((int)ndims, dims, NULL));
-  PetscCallH5(dset = H5Dcreate2(file, path, ftype, fspace, lcpl, H5P_DEFAULT, H5P_DEFAULT));
+  /* no modification time in the object header (HDF5 stores one by default): the same numbers
+     then make the same bytes, so that an output can be compared whole (wgf-sample's on any rank
+     count) */
+  PetscCallH5(dcpl = H5Pcreate(H5P_DATASET_CREATE));
+  PetscCallH5(H5Pset_obj_track_times(dcpl, 0));
+  PetscCallH5(dset = H5Dcreate2(file, path, ftype, fspace, lcpl, dcpl, H5P_DEFAULT));
+  PetscCallH5(H5Pclose(dcpl));
   PetscCall(h5io_select_rows(fspace, ndims, dims, start, nrows));
   PetscCallH5(mspace = H5Screate_simple(1, mdim ? &mdim : (hsize_t[]){1}, NULL));
   if (!mdim) PetscCallH5(H5Sselect_none(mspace));

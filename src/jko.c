@@ -41,6 +41,12 @@ struct _p_JKO {
   volatile sig_atomic_t  *stop;        /* raised (by a signal handler) to stop after an iteration */
   PetscInt                resume_iter; /* > 0: the next step starts at this iteration, state below */
   PetscInt                iter_done;   /* iterations done in the step being computed */
+
+  /* the clock of the monitor lines: elapsed since the set-up (this process: a restart counts
+     from the restart), and the time left from the mean cost of the iterations solved so far */
+  PetscLogDouble t_setup, t_steps; /* wall time at JKOSetUp and at the first JKOStepSolve */
+  PetscInt       iters_timed;      /* iterations done by this process's JKOStepSolve calls */
+  PetscBool      resumed;          /* JKOSetResume was called: "since restart" */
 };
 
 /*
@@ -240,6 +246,8 @@ PetscErrorCode JKOSetUp(JKO jko)
   PetscCall(PetscMalloc4(jko->P + 5, &jko->grad, jko->P, &jko->m, jko->P, &jko->v, jko->n * jko->D, &jko->x));
   PetscCall(PetscMalloc2(chunk, &jko->vbuf, chunk * jko->D, &jko->gvbuf));
   if (jko->resident) PetscCall(PetscMalloc2(jko->iters * jko->n * jko->D, &jko->res_x, jko->iters, &jko->res_perm));
+  PetscCall(PetscTime(&jko->t_setup));
+  jko->t_steps     = -1;
   jko->setupcalled = PETSC_TRUE;
   PetscFunctionReturn(0);
 }
@@ -425,6 +433,34 @@ static PetscErrorCode jko_iteration(JKO jko, PetscBool pretrain, PetscInt k, Pet
   PetscFunctionReturn(0);
 }
 
+/* Seconds as H:MM:SS (hours unbounded), rounded to the second. */
+static PetscErrorCode jko_hms(PetscLogDouble sec, char buf[], size_t len)
+{
+  long long t = (long long)(sec + 0.5);
+
+  PetscFunctionBegin;
+  PetscCall(PetscSNPrintf(buf, len, "%lld:%02lld:%02lld", t / 3600, t / 60 % 60, t % 60));
+  PetscFunctionReturn(0);
+}
+
+/* The end of a monitor line: "elapsed H:MM:SS  left ~H:MM:SS". The time left is the mean wall
+   time per iteration of the steps solved so far by this process (their evaluations and
+   checkpoints included) times the iterations of the steps still to come; after step `step`
+   (0: the pretraining, where no step has been timed yet and it reads "left ~?"). On a restart the
+   clock and the mean start at the restart ("elapsed ... since restart"). */
+static PetscErrorCode jko_clock(JKO jko, PetscInt step, char buf[], size_t len)
+{
+  PetscLogDouble now;
+  char           el[32], left[32] = "?";
+
+  PetscFunctionBegin;
+  PetscCall(PetscTime(&now));
+  PetscCall(jko_hms(now - jko->t_setup, el, sizeof(el)));
+  if (step > 0 && jko->iters_timed > 0) PetscCall(jko_hms((now - jko->t_steps) / jko->iters_timed * (PetscMax(jko->steps - step, 0) * jko->iters), left, sizeof(left)));
+  PetscCall(PetscSNPrintf(buf, len, "elapsed %s%s  left ~%s", el, jko->resumed ? " since restart" : "", left));
+  PetscFunctionReturn(0);
+}
+
 static PetscErrorCode jko_monitor(JKO jko, const char *what, PetscInt it, const JKOStepInfo *info)
 {
   PetscFunctionBegin;
@@ -443,6 +479,7 @@ PetscErrorCode JKOPretrain(JKO jko, JKOStepInfo *info)
 {
   PetscLogDouble t0, t1;
   JKOStepInfo    inf = {0};
+  char           clock[96];
 
   PetscFunctionBegin;
   PetscCall(JKOSetUp(jko));
@@ -458,7 +495,8 @@ PetscErrorCode JKOPretrain(JKO jko, JKOStepInfo *info)
   inf.step           = 0;
   inf.seconds        = t1 - t0;
   inf.its_per_second = inf.iters / PetscMax(inf.seconds, 1e-12);
-  PetscCall(PetscPrintf(jko->comm, "pretraining (map 0 = identity): %" PetscInt_FMT " iterations, loss %.3e, %.2f s, %.1f it/s\n", inf.iters, (double)inf.loss, inf.seconds, inf.its_per_second));
+  PetscCall(jko_clock(jko, 0, clock, sizeof(clock)));
+  PetscCall(PetscPrintf(jko->comm, "pretraining (map 0 = identity): %" PetscInt_FMT " iterations, loss %.3e, %.2f s, %.1f it/s  %s\n", inf.iters, (double)inf.loss, inf.seconds, inf.its_per_second, clock));
   if (info) *info = inf;
   PetscFunctionReturn(0);
 }
@@ -474,7 +512,8 @@ static PetscReal jko_learning_rate(JKO jko, PetscInt step)
 /*
   JKOStepSolve - step k+1 from the chain's k maps: warm start from the current network, fresh
   Adam moments, -jko_iters iterations on minibatches of rho_k, then the map is appended to the
-  flow. Prints one monitor line.
+  flow. Prints one monitor line: the loss terms, the step's time and rate, the run's elapsed time
+  and an estimate of the time left (jko_clock).
 
   Collective
 */
@@ -484,12 +523,14 @@ PetscErrorCode JKOStepSolve(JKO jko, JKOStepInfo *info)
   JKOStepInfo    inf = {0};
   PetscInt       k, it0 = 0;
   PetscReal     *theta, lr;
+  char           clock[96];
 
   PetscFunctionBegin;
   PetscCall(JKOSetUp(jko));
   PetscCall(FlowGetNumMaps(jko->flow, &k));
   lr = jko_learning_rate(jko, k + 1);
   PetscCall(PetscTime(&t0));
+  if (jko->t_steps < 0) jko->t_steps = t0;
   if (jko->resident) PetscCall(WGFCheckAllRanks(jko->comm, jko_resident_update(jko, k), "pushing the resident particles"));
   if (jko->resume_iter > 0) { /* JKOSetResume() gave the network and Adam state after resume_iter iterations */
     it0              = jko->resume_iter;
@@ -509,6 +550,7 @@ PetscErrorCode JKOStepSolve(JKO jko, JKOStepInfo *info)
   inf.step           = k + 1;
   inf.seconds        = t1 - t0;
   inf.its_per_second = (inf.iters - it0) / PetscMax(inf.seconds, 1e-12);
+  jko->iters_timed += inf.iters - it0;
   if (inf.stopped && inf.iters < jko->iters) {
     PetscCall(PetscPrintf(jko->comm, "step %3" PetscInt_FMT " stopped after %" PetscInt_FMT " of %" PetscInt_FMT " iterations (stop requested)\n", inf.step, inf.iters, jko->iters));
     if (info) *info = inf;
@@ -517,7 +559,8 @@ PetscErrorCode JKOStepSolve(JKO jko, JKOStepInfo *info)
   jko->iter_done = 0;
   PetscCall(ICNNGetParameters(jko->net, &theta));
   PetscCall(FlowAddMap(jko->flow, theta));
-  PetscCall(PetscPrintf(jko->comm, "step %3" PetscInt_FMT "  t = %.4f  loss %.6e (W2 %.4e, V %.4e, entropy %.4e)  lr %.1e  %.2f s  %.1f it/s\n", inf.step, (double)(inf.step * jko->h), (double)inf.loss, (double)inf.w2, (double)inf.potential, (double)inf.entropy, (double)lr, inf.seconds, inf.its_per_second));
+  PetscCall(jko_clock(jko, inf.step, clock, sizeof(clock)));
+  PetscCall(PetscPrintf(jko->comm, "step %3" PetscInt_FMT "  t = %.4f  loss %.6e (W2 %.4e, V %.4e, entropy %.4e)  lr %.1e  %.2f s  %.1f it/s  %s\n", inf.step, (double)(inf.step * jko->h), (double)inf.loss, (double)inf.w2, (double)inf.potential, (double)inf.entropy, (double)lr, inf.seconds, inf.its_per_second, clock));
   if (info) *info = inf;
   PetscFunctionReturn(0);
 }
@@ -581,6 +624,7 @@ PetscErrorCode JKOSetResume(JKO jko, PetscInt iter, const PetscReal theta[], con
   }
   jko->resume_iter = iter;
   jko->iter_done   = iter;
+  jko->resumed     = PETSC_TRUE;
   PetscFunctionReturn(0);
 }
 

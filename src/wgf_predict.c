@@ -17,7 +17,6 @@ static const char help[] = "wgf-predict: the posterior predictive of a Bayesian 
 #include <wgf/h5io.h>
 #include <wgf/util.h>
 #include <wgf/problem.h>
-#include <stdlib.h>
 #include <string.h>
 
 typedef struct {
@@ -28,20 +27,6 @@ typedef struct {
   PetscReal *prob, acc, ll; /* [nlocal]; acc, ll only with labels */
   PetscReal *theta;         /* [ns][D], the same on every rank */
 } Predict;
-
-/* The run's seed, from the checkpoint's /config. */
-static PetscErrorCode predict_run_seed(Predict *pr, const char params[])
-{
-  hid_t f;
-  char  buf[64];
-
-  PetscFunctionBegin;
-  PetscCall(H5IOOpen(pr->comm, params, &f));
-  PetscCall(H5IOReadAttrString(f, params, "/config", "seed", buf, sizeof(buf)));
-  PetscCall(H5IOClose(&f));
-  pr->seed = (PetscInt)strtol(buf, NULL, 10);
-  PetscFunctionReturn(0);
-}
 
 /* The samples of rho_K (the same on every rank), the predictive of this rank's rows, the scores. */
 static PetscErrorCode predict(Predict *pr, Flow flow)
@@ -115,7 +100,7 @@ int main(int argc, char **argv)
   PetscCheck(params[0] && data[0] && output[0], pr.comm, PETSC_ERR_USER_INPUT, "-params CKPT, -data FILE and -output OUT are required (see -help)");
   PetscCheck(pr.ns >= 1, pr.comm, PETSC_ERR_USER_INPUT, "-samples %" PetscInt_FMT " must be >= 1", pr.ns);
   PetscCheck(pr.map >= 0, pr.comm, PETSC_ERR_USER_INPUT, "-map %" PetscInt_FMT " must be >= 1 (or 0 for the highest)", pr.map);
-  PetscCheck(!has_seed || (pr.seed >= 0 && pr.seed <= (PetscInt)UINT32_MAX), pr.comm, PETSC_ERR_USER_INPUT, "-seed %" PetscInt_FMT " must be in [0, 2^32)", pr.seed);
+  PetscCheck(!has_seed || (pr.seed >= 0 && (PetscInt64)pr.seed <= (PetscInt64)UINT32_MAX), pr.comm, PETSC_ERR_USER_INPUT, "-seed %" PetscInt_FMT " must be in [0, 2^32)", pr.seed);
   PetscCall(WGFCheckOutputDir(pr.comm, "-output", output));
 
   PetscCall(ICNNCreate(pr.comm, &net));
@@ -125,7 +110,7 @@ int main(int argc, char **argv)
   PetscCheck(!strcmp(type, "blr"), pr.comm, PETSC_ERR_USER_INPUT, "-params %s is a checkpoint of -problem %s, not blr", params, type);
   PetscCall(CheckpointLoadFlow(pr.comm, params, pr.map, net, flow));
   PetscCall(FlowGetNumMaps(flow, &pr.map)); /* -map 0: the highest */
-  if (!has_seed) PetscCall(predict_run_seed(&pr, params));
+  if (!has_seed) PetscCall(CheckpointReadSeed(pr.comm, params, &pr.seed));
   PetscCall(ICNNGetShape(net, &pr.D, NULL, NULL, NULL));
   PetscCall(BLRDataRead(pr.comm, "-data", data, PETSC_FALSE, PETSC_FALSE, &pr.data));
   PetscCheck(pr.data.d + 1 == pr.D, pr.comm, PETSC_ERR_USER_INPUT, "-data %s has %" PetscInt_FMT " features, the posterior of -params %s has d = %" PetscInt_FMT, data, pr.data.d, params, pr.D - 1);

@@ -4,7 +4,7 @@
                          complete 1 (written last: a file without it is not a checkpoint)
      /state/theta        float64 [P]: the network being trained (= map k when i = 0)
      /state/adam_m, adam_v  float64 [P]: Adam's moments after i iterations (only when i > 0)
-     /config             attrs: the settings in effect, as strings
+     /config             attrs: the settings in effect, as strings (seed: the run's -seed)
      /icnn               attrs dim (int), widths (int[]), rank (int), activation ("softplus"),
                          strong_convexity (double)
      /maps/<kkkk>/params float64 [P], canonical order (MATH.md sec. 2), kkkk = 0001, 0002, ...;
@@ -62,5 +62,6 @@ PetscErrorCode CheckpointStateDestroy(CheckpointState *);
 PetscErrorCode CheckpointLoadICNN(MPI_Comm, const char[], PetscInt *, ICNN);
 PetscErrorCode CheckpointLoadFlow(MPI_Comm, const char[], PetscInt, ICNN, Flow);
 PetscErrorCode CheckpointLoadMaps(MPI_Comm, const char[], PetscInt, PetscInt, Flow);
+PetscErrorCode CheckpointReadSeed(MPI_Comm, const char[], PetscInt *);
 
 #endif

@@ -7,7 +7,7 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config git
   libopenmpi-dev openmpi-bin libopenblas-dev libhdf5-openmpi-dev petsc-dev
-  hdf5-tools python3 python3-numpy python3-h5py
+  hdf5-tools python3 python3-numpy python3-h5py python3-matplotlib
 )
 
 # Collect the packages dpkg does not report as fully installed.

@@ -10,19 +10,22 @@
    - rho_0 = the prior with a truncated to [-c, c] (-blr_clip c): alpha by the inverse CDF of the
      truncated exponential, w = z / sqrt(alpha); its log density is that of what it draws (the
      prior's, renormalised by the truncated mass).
-   - The flow runs in non-centred coordinates u = (z, a), w = z e^{-a/2} (-blr_coordinates
-     noncentred, the default; "theta" runs it in theta itself). Under the prior z ~ N(0, I) is
-     independent of a, and the pushed potential V_u(u) = V(T(u)) - log |det DT(u)| = V(T(u)) +
-     (d/2) a has the same stationary law (its push by T is the posterior). In theta the prior ties
-     the scale of w to a, a funnel whose narrow end the flow crosses slowly; in u it is a product
-     (README "Posterior sampling": the Gaussian-fit KL falls from 0.18 to 0.08 on twonorm). Samples,
-     densities and files are in theta either way (FlowSetCoordinates).
+   - The flow runs in coordinates u of its own, theta = T(u), with the pushed potential V_u(u) =
+     V(T(u)) - log |det DT(u)|, whose stationary law is pushed by T onto the posterior; samples,
+     densities and files are in theta whatever u is (FlowSetCoordinates). -blr_coordinates:
+     whitened (the default): u = (z, v) ~ N(0, I) under the unclipped prior, T its quantile map
+       (blr_white_forward): V_u = |u|^2 / 2 - log likelihood, the prior's funnel and heavy tails
+       gone, v free of the data;
+     noncentred: u = (z, a), w = z e^{-a/2}: the prior is a product, but where the data fix w the
+       posterior is a curved ridge z ~ w e^{a/2} along which log alpha relaxes slowly;
+     theta: the flow crosses the prior's funnel and tails slowly (README "Posterior sampling").
    - The metrics (with -blr_test): held-out accuracy and mean log likelihood of the posterior
      predictive over -eval_samples samples of the model. */
 #include "problemimpl.h"
 #include <wgf/blr.h>
 #include <wgf/expneg.h>
 #include <wgf/h5io.h>
+#include <wgf/special.h>
 #include <wgf/util.h>
 #include <petscblaslapack.h>
 #include <cblas.h>
@@ -206,9 +209,100 @@ static inline PetscReal blr_log_prior(PetscInt d, PetscReal b, PetscReal w2, Pet
   return PetscLogReal(b) + a - b * ea + 0.5 * d * a - 0.5 * ea * w2 - 0.5 * d * PetscLogReal(2 * PETSC_PI);
 }
 
+/* The whitened coordinates u = (z, v), D = d + 1 (MATH.md sec. 9): theta = T(u) with
+     w = (r / rho) z, rho = |z|: the radial quantile map from N(0, I_d) onto the prior's marginal
+       of w, a multivariate t with 2 degrees of freedom and scale sqrt(b): P(|w| <= r) =
+       (r^2 / (r^2 + 2 b))^{d/2} against P(|z| <= rho) = P(d/2, rho^2 / 2) (P the regularised
+       incomplete gamma function), so r^2 = 2 b h / (1 - h) with h = P(d/2, rho^2 / 2)^{2/d};
+     a = log(x / c) with P(1 + d/2, x) = Phi(v), c = b + |w|^2 / 2: the quantile at Phi(v) of the
+       prior's conditional alpha | w ~ Gamma(1 + d/2, rate c), which is also the posterior's (the
+       likelihood does not involve alpha).
+   T pushes N(0, I_D) onto the unclipped prior p0, so log |det DT(u)| = log N(u; 0, I) -
+   log p0(T(u)), and V_u(u) = V(T(u)) - log |det DT(u)| = |u|^2 / 2 + (D/2) log(2 pi) -
+   log likelihood(w): the prior terms cancel. */
+typedef struct { /* the context of a change of coordinates (noncentred or whitened) */
+  PetscInt  d;
+  PetscReal b;
+} BLRCoordsCtx;
+
+/* log(r / rho) of the radial map at rho^2 = |z|^2 (at 0 its limit, from P(s, x) ~ x^s / Gamma(s + 1):
+   log sqrt(b) - log Gamma(1 + d/2) / d). log(1 - h) = log(-expm1((2/d) log P)) keeps its digits as
+   h -> 1 because log P = log1p(-Q) does; r^2 ~ d b / Q overflows (rho near 38 for any d) before Q
+   underflows. */
+static PetscReal blr_white_logratio(PetscInt d, PetscReal b, PetscReal rho2)
+{
+  const PetscReal k = 2.0 / d;
+  PetscReal       lP, lQ;
+
+  if (rho2 < 1e-280) return 0.5 * PetscLogReal(b) - lgamma(1 + 0.5 * d) / d;
+  WGFLogGammaPQ(0.5 * d, 0.5 * rho2, &lP, &lQ);
+  return 0.5 * (PetscLogReal(2 * b) + k * lP - PetscLogReal(-expm1(k * lP)) - PetscLogReal(rho2));
+}
+
+/* a of T(u) from r^2 = |w|^2 and v (each tail of Phi by its own branch: no 1 - p near 1). */
+static PetscReal blr_white_a(PetscInt d, PetscReal b, PetscReal r2, PetscReal v)
+{
+  const PetscReal s = 1 + 0.5 * d;
+  PetscReal       x = v <= 0 ? WGFGammaPQInverse(s, WGFLogNormalCDF(v), 0) : WGFGammaPQInverse(s, WGFLogNormalCDF(-v), 1);
+
+  return PetscLogReal(x) - PetscLogReal(b + 0.5 * r2);
+}
+
+/* theta = T(u) and log |det DT(u)| (logdet may be NULL). In place allowed. */
+static PetscErrorCode blr_white_forward(void *ctx, PetscInt n, const PetscReal u[], PetscReal theta[], PetscReal logdet[])
+{
+  const BLRCoordsCtx *wh = (const BLRCoordsCtx *)ctx;
+  const PetscInt  d = wh->d, D = d + 1;
+
+  PetscFunctionBegin;
+  for (PetscInt i = 0; i < n; i++) {
+    const PetscReal *ui = u + i * D, v = ui[d];
+    PetscReal        rho2 = 0, q, r2, a;
+    for (PetscInt j = 0; j < d; j++) rho2 += ui[j] * ui[j];
+    q  = PetscExpReal(blr_white_logratio(d, wh->b, rho2));
+    r2 = q * q * rho2;
+    a  = blr_white_a(d, wh->b, r2, v);
+    for (PetscInt j = 0; j < d; j++) theta[i * D + j] = q * ui[j];
+    theta[i * D + d] = a;
+    if (logdet) logdet[i] = -0.5 * (rho2 + v * v) - 0.5 * D * PetscLogReal(2 * PETSC_PI) - blr_log_prior(d, wh->b, r2, a);
+  }
+  PetscFunctionReturn(0);
+}
+
+/* u = T^{-1}(theta): z = (rho / r) w with rho^2 / 2 = the quantile of Gamma(d/2) at P = h^{d/2},
+   h = r^2 / (r^2 + 2 b); v = Phi^{-1}(P(1 + d/2, c e^a)); each from the smaller of P and Q. In place
+   allowed. */
+static PetscErrorCode blr_white_inverse(void *ctx, PetscInt n, const PetscReal theta[], PetscReal u[])
+{
+  const BLRCoordsCtx *wh = (const BLRCoordsCtx *)ctx;
+  const PetscInt  d = wh->d, D = d + 1;
+
+  PetscFunctionBegin;
+  for (PetscInt i = 0; i < n; i++) {
+    const PetscReal *ti = theta + i * D, a = ti[d];
+    PetscReal        r2 = 0, scale, lP, lQ, v;
+    for (PetscInt j = 0; j < d; j++) r2 += ti[j] * ti[j];
+    if (r2 < 1e-280) scale = PetscExpReal(-blr_white_logratio(d, wh->b, 0));
+    else {
+      lP    = -0.5 * d * log1p(2 * wh->b / r2);
+      lQ    = PetscLogReal(-expm1(lP));
+      scale = PetscSqrtReal(2 * (lP < -0.69314718055994530942 /* log 1/2 */ ? WGFGammaPQInverse(0.5 * d, lP, 0) : WGFGammaPQInverse(0.5 * d, lQ, 1)) / r2);
+    }
+    WGFLogGammaPQ(1 + 0.5 * d, (wh->b + 0.5 * r2) * PetscExpReal(a), &lP, &lQ);
+    v = lP < lQ ? WGFLogNormalCDFInverse(lP) : -WGFLogNormalCDFInverse(lQ);
+    for (PetscInt j = 0; j < d; j++) u[i * D + j] = scale * ti[j];
+    u[i * D + d] = v;
+  }
+  PetscFunctionReturn(0);
+}
+
+/* Where the flow runs (-blr_coordinates; the index of blr_coordinates[]). */
+typedef enum { BLR_THETA, BLR_NONCENTRED, BLR_WHITENED } BLRCoords;
+static const char *const blr_coordinates[] = {"theta", "noncentred", "whitened"};
+
 typedef struct {
   PetscInt  d;
-  PetscBool nc;      /* in the non-centred coordinates (z, a) rather than theta */
+  BLRCoords coords;  /* the coordinates rho_0 is expressed in */
   PetscReal b, c;    /* rate, a in [-c, c] */
   PetscReal logmass; /* log of the prior mass of alpha in [e^-c, e^c] */
 } BLRPrior;
@@ -221,8 +315,8 @@ static PetscReal blr_prior_logmass(PetscReal b, PetscReal c)
 }
 
 /* The log density of rho_0: the prior's, renormalised by its mass on [-c, c]; -inf outside. In
-   (z, a) it is log p0(T(u)) + log |det DT(u)| = log b + a - b e^a - |z|^2 / 2 - (d/2) log(2 pi):
-   blr_log_prior with e^a |w|^2 = |z|^2, less (d/2) a. */
+   u it is log p0(T(u)) + log |det DT(u)|: in (z, a) log b + a - b e^a - |z|^2 / 2 - (d/2) log(2 pi)
+   (blr_log_prior with e^a |w|^2 = |z|^2, less (d/2) a); whitened log N(u; 0, I), a from T(u). */
 static PetscErrorCode blr_prior_logdensity(void *ctx, PetscInt n, const PetscReal x[], PetscReal logp[], PetscBool converged[])
 {
   const BLRPrior *pr = (const BLRPrior *)ctx;
@@ -231,10 +325,17 @@ static PetscErrorCode blr_prior_logdensity(void *ctx, PetscInt n, const PetscRea
   PetscFunctionBegin;
   for (PetscInt i = 0; i < n; i++) {
     const PetscReal *t  = x + i * D;
-    PetscReal        w2 = 0;
+    PetscReal        w2 = 0, a = t[d], lp;
     for (PetscInt j = 0; j < d; j++) w2 += t[j] * t[j];
-    if (pr->nc) w2 *= PetscExpReal(-t[d]);
-    logp[i] = PetscAbsReal(t[d]) <= pr->c ? blr_log_prior(d, pr->b, w2, t[d]) - (pr->nc ? 0.5 * d * t[d] : 0) - pr->logmass : -PETSC_INFINITY;
+    if (pr->coords == BLR_WHITENED) {
+      PetscReal q = PetscExpReal(blr_white_logratio(d, pr->b, w2));
+      a           = blr_white_a(d, pr->b, q * q * w2, t[d]);
+      lp          = -0.5 * (w2 + t[d] * t[d]) - 0.5 * D * PetscLogReal(2 * PETSC_PI);
+    } else {
+      if (pr->coords == BLR_NONCENTRED) w2 *= PetscExpReal(-a);
+      lp = blr_log_prior(d, pr->b, w2, a) - (pr->coords == BLR_NONCENTRED ? 0.5 * d * a : 0);
+    }
+    logp[i] = PetscAbsReal(a) <= pr->c ? lp - pr->logmass : -PETSC_INFINITY;
     if (converged) converged[i] = PETSC_TRUE;
   }
   PetscFunctionReturn(0);
@@ -243,7 +344,7 @@ static PetscErrorCode blr_prior_logdensity(void *ctx, PetscInt n, const PetscRea
 /* Draws of rho_0: z = the D normals of iteration 2 iter (the last one unused), u = the uniform of
    iteration 2 iter + 1; alpha = lo - log(1 - u (1 - e^{-b (hi - lo)})) / b is the inverse CDF of
    the exponential truncated to [lo, hi] = [e^-c, e^c]; a = log alpha, w = z e^{-a/2} (in the
-   non-centred coordinates z itself: the same draws, before T). */
+   non-centred coordinates z itself: the same draws, before T; whitened T^{-1} of the draw). */
 static PetscErrorCode blr_prior_sample(void *ctx, uint32_t seed, RNGPurpose purpose, uint32_t step, uint32_t iter, PetscInt first, PetscInt n, PetscReal x[], PetscReal logp[])
 {
   const BLRPrior *pr = (const BLRPrior *)ctx;
@@ -258,10 +359,14 @@ static PetscErrorCode blr_prior_sample(void *ctx, uint32_t seed, RNGPurpose purp
   for (PetscInt i = 0; i < n; i++) {
     PetscReal alpha = lo - log1p(-u[i] * span) / pr->b, a = PetscLogReal(alpha), s = PetscExpReal(-0.5 * a);
     a            = PetscMax(-pr->c, PetscMin(pr->c, a)); /* rounding at the ends of [lo, hi] */
-    for (PetscInt j = 0; j < d && !pr->nc; j++) x[i * D + j] *= s;
+    for (PetscInt j = 0; j < d && pr->coords != BLR_NONCENTRED; j++) x[i * D + j] *= s;
     x[i * D + d] = a;
   }
   PetscCall(PetscFree(u));
+  if (pr->coords == BLR_WHITENED) {
+    BLRCoordsCtx wh = {d, pr->b};
+    PetscCall(blr_white_inverse(&wh, n, x, x));
+  }
   if (logp) PetscCall(blr_prior_logdensity(ctx, n, x, logp, NULL));
   PetscFunctionReturn(0);
 }
@@ -278,7 +383,7 @@ static PetscErrorCode blr_prior_destroy(void *ctx)
 /* theta = T(u): w = z e^{-a/2}, a = a; log |det DT(u)| = -(d/2) a. In place allowed. */
 static PetscErrorCode blr_coords_forward(void *ctx, PetscInt n, const PetscReal u[], PetscReal theta[], PetscReal logdet[])
 {
-  const PetscInt d = *(const PetscInt *)ctx, D = d + 1;
+  const PetscInt d = ((const BLRCoordsCtx *)ctx)->d, D = d + 1;
 
   PetscFunctionBegin;
   for (PetscInt i = 0; i < n; i++) {
@@ -293,7 +398,7 @@ static PetscErrorCode blr_coords_forward(void *ctx, PetscInt n, const PetscReal 
 /* u = T^{-1}(theta): z = w e^{a/2}. In place allowed. */
 static PetscErrorCode blr_coords_inverse(void *ctx, PetscInt n, const PetscReal theta[], PetscReal u[])
 {
-  const PetscInt d = *(const PetscInt *)ctx, D = d + 1;
+  const PetscInt d = ((const BLRCoordsCtx *)ctx)->d, D = d + 1;
 
   PetscFunctionBegin;
   for (PetscInt i = 0; i < n; i++) {
@@ -323,8 +428,9 @@ typedef struct {
   PetscReal     *u;          /* [m] uniforms of the draw */
   PetscInt      *perm, *swp; /* [n] identity between draws, [m] the swaps of one draw */
   PetscReal     *M;          /* [BLR_ROWS][m] margins, then sigmoid(-margin) */
-  PetscBool      nc;         /* the points are u = (z, a): V_u = V(T(u)) + (d/2) a */
-  PetscReal     *T;          /* [BLR_ROWS][D] theta = T(u) of a block (nc) */
+  BLRCoords      coords;     /* of the points: theta, (z, a) or whitened (z, v) */
+  PetscReal     *T;          /* [BLR_ROWS][D] theta = T(u) of a block (not in theta) */
+  PetscReal     *Q;          /* [BLR_ROWS][2] r / rho and dr / drho of a block (whitened) */
   PetscReal     *E;          /* [m] exp(-|margin|) of one point */
 } BLRPotential;
 
@@ -361,12 +467,17 @@ static PetscErrorCode blr_potential_setiteration(void *ctx, PetscInt step, Petsc
      M = W Z^T (one dgemm; margins t_s w.u_s), V = -log p0 + (N/m) sum_s softplus(-M),
      grad_w = e^a w - (N/m) sigmoid(-M) Z (one dgemm), grad_a = -(1 + d/2 - b e^a - e^a |w|^2 / 2).
    In the non-centred coordinates the points are u = (z, a), theta = T(u) per block, and by the
-   chain rule V_u = V + (d/2) a, grad_z = e^{-a/2} grad_w, grad_a(u) = grad_a - w.grad_w / 2 + d/2. */
+   chain rule V_u = V + (d/2) a, grad_z = e^{-a/2} grad_w, grad_a(u) = grad_a - w.grad_w / 2 + d/2.
+   Whitened, u = (z, v) and V_u = |u|^2 / 2 + (D/2) log(2 pi) + (N/m) sum_s softplus(-M) (the
+   prior terms cancel, blr_white_forward); with w = q z, q = r / rho, the radial map's Jacobian is
+   q I + (r' - q) z z^T / rho^2, so grad_z = z + q g + (r' - q) (z.g) z / rho^2 for g the data
+   part of grad_w, and grad_v = v. r' = dr/drho from log |det DT_w| = (d - 1) log q + log r' =
+   log N(z) - log t(w), t the prior's marginal b Gamma(1 + d/2) (2 pi)^{-d/2} / c^{1 + d/2}. */
 static PetscErrorCode blr_potential_evaluate(void *ctx, PetscInt n, const PetscReal x[], PetscReal v[], PetscReal grad[])
 {
   BLRPotential  *V = (BLRPotential *)ctx;
   const PetscInt d = V->data->d, D = d + 1, m = V->m;
-  PetscInt       dc = d; /* the context of blr_coords_forward */
+  BLRCoordsCtx   cc = {d, V->b}; /* the context of blr_coords_forward */
   PetscBLASInt   bd, bD, bm;
 
   PetscFunctionBegin;
@@ -378,8 +489,22 @@ static PetscErrorCode blr_potential_evaluate(void *ctx, PetscInt n, const PetscR
     PetscBLASInt bn;
     const PetscReal *tb = x + b0 * D;
     PetscCall(PetscBLASIntCast(nb, &bn));
-    if (V->nc) {
-      PetscCall(blr_coords_forward(&dc, nb, tb, V->T, NULL));
+    if (V->coords == BLR_NONCENTRED) {
+      PetscCall(blr_coords_forward(&cc, nb, tb, V->T, NULL));
+      tb = V->T;
+    } else if (V->coords == BLR_WHITENED) {
+      const PetscReal lg = lgamma(1 + 0.5 * d);
+      for (PetscInt i = 0; i < nb; i++) {
+        const PetscReal *zi = tb + i * D;
+        PetscReal        rho2 = 0, lq, r2;
+        for (PetscInt j = 0; j < d; j++) rho2 += zi[j] * zi[j];
+        lq                 = blr_white_logratio(d, V->b, rho2);
+        r2                 = PetscExpReal(2 * lq) * rho2;
+        V->Q[2 * i]        = PetscExpReal(lq);
+        V->Q[2 * i + 1]    = PetscExpReal(-0.5 * rho2 - PetscLogReal(V->b) - lg + (1 + 0.5 * d) * PetscLogReal(V->b + 0.5 * r2) - (d - 1) * lq);
+        for (PetscInt j = 0; j < d; j++) V->T[i * D + j] = V->Q[2 * i] * zi[j];
+        V->T[i * D + d] = 0; /* unused: the margins take w alone */
+      }
       tb = V->T;
     }
     PetscCallBLAS("cblas_dgemm", cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, bn, bm, bd, 1.0, tb, bD, V->Z, bd, 0.0, V->M, bm));
@@ -389,20 +514,37 @@ static PetscErrorCode blr_potential_evaluate(void *ctx, PetscInt n, const PetscR
       for (PetscInt s = 0; s < m; s++) E[s] = blr_expabs(Mi[s]);
       if (v) sp = blr_softplus_sum(m, Mi, E);
       for (PetscInt s = 0; s < m; s++) Mi[s] = blr_sigmoid(-Mi[s], E[s]);
+      if (!v) continue;
+      if (V->coords == BLR_WHITENED) {
+        const PetscReal *u = x + (b0 + i) * D;
+        PetscReal        u2 = 0;
+        for (PetscInt j = 0; j < D; j++) u2 += u[j] * u[j];
+        v[b0 + i] = 0.5 * u2 + 0.5 * D * PetscLogReal(2 * PETSC_PI) + V->scale * sp;
+        continue;
+      }
       for (PetscInt j = 0; j < d; j++) w2 += t[j] * t[j];
-      if (v) v[b0 + i] = -blr_log_prior(d, V->b, w2, t[d]) + V->scale * sp + (V->nc ? 0.5 * d * t[d] : 0);
+      v[b0 + i] = -blr_log_prior(d, V->b, w2, t[d]) + V->scale * sp + (V->coords == BLR_NONCENTRED ? 0.5 * d * t[d] : 0);
     }
     if (grad) {
       PetscCallBLAS("cblas_dgemm", cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, bn, bd, bm, -V->scale, V->M, bm, V->Z, bd, 0.0, grad + b0 * D, bD));
       for (PetscInt i = 0; i < nb; i++) {
         const PetscReal *t = tb + i * D;
         PetscReal       *g = grad + (b0 + i) * D, ea = PetscExpReal(t[d]), w2 = 0, wg = 0, s;
+        if (V->coords == BLR_WHITENED) {
+          const PetscReal *z = x + (b0 + i) * D, q = V->Q[2 * i], dq = V->Q[2 * i + 1] - q;
+          PetscReal        rho2 = 0, zg = 0;
+          for (PetscInt j = 0; j < d; j++) rho2 += z[j] * z[j], zg += z[j] * g[j];
+          s = rho2 < 1e-280 ? 0 : dq * zg / rho2;
+          for (PetscInt j = 0; j < d; j++) g[j] = z[j] + q * g[j] + s * z[j];
+          g[d] = z[d];
+          continue;
+        }
         for (PetscInt j = 0; j < d; j++) {
           w2 += t[j] * t[j];
           g[j] += ea * t[j];
         }
         g[d] = -(1 + 0.5 * d - V->b * ea - 0.5 * ea * w2);
-        if (!V->nc) continue;
+        if (V->coords == BLR_THETA) continue;
         s = PetscExpReal(-0.5 * t[d]);
         for (PetscInt j = 0; j < d; j++) {
           wg += t[j] * g[j];
@@ -431,7 +573,7 @@ static PetscErrorCode blr_potential_destroy(void *ctx)
 
   PetscFunctionBegin;
   PetscCall(PetscFree5(V->Z, V->u, V->perm, V->swp, V->M));
-  PetscCall(PetscFree2(V->T, V->E));
+  PetscCall(PetscFree3(V->T, V->Q, V->E));
   PetscCall(PetscFree(V));
   PetscFunctionReturn(0);
 }
@@ -442,14 +584,12 @@ typedef struct {
   BLRData   train, test; /* test.n = 0: no -blr_test */
   PetscInt  m;           /* -blr_data_batch (the number asked; the potential uses min(m, n)) */
   PetscReal rate, clip;
-  PetscBool nc;          /* -blr_coordinates noncentred */
+  BLRCoords coords;      /* -blr_coordinates */
 } BLRProblem;
-
-static const char *const blr_coordinates[] = {"theta", "noncentred"}; /* index: BLRProblem.nc */
 
 /* The coordinates the flow of a /problem group ran in: its "coordinates" attribute; a file
    written before they were recorded ran in theta. */
-static PetscErrorCode blr_read_coordinates(Problem p, hid_t f, const char path[], PetscBool *nc)
+static PetscErrorCode blr_read_coordinates(Problem p, hid_t f, const char path[], BLRCoords *coords)
 {
   char   name[32] = "theta";
   htri_t has;
@@ -457,8 +597,12 @@ static PetscErrorCode blr_read_coordinates(Problem p, hid_t f, const char path[]
   PetscFunctionBegin;
   PetscCallH5(has = H5Aexists_by_name(f, "/problem", "coordinates", H5P_DEFAULT));
   if (has > 0) PetscCall(H5IOReadAttrString(f, path, "/problem", "coordinates", name, sizeof(name)));
-  PetscCheck(!strcmp(name, blr_coordinates[0]) || !strcmp(name, blr_coordinates[1]), p->comm, PETSC_ERR_FILE_UNEXPECTED, "file %s: /problem attribute coordinates is \"%s\", known: theta, noncentred", path, name);
-  *nc = strcmp(name, blr_coordinates[1]) ? PETSC_FALSE : PETSC_TRUE;
+  for (PetscInt k = 0; k < 3; k++)
+    if (!strcmp(name, blr_coordinates[k])) {
+      *coords = (BLRCoords)k;
+      PetscFunctionReturn(0);
+    }
+  SETERRQ(p->comm, PETSC_ERR_FILE_UNEXPECTED, "file %s: /problem attribute coordinates is \"%s\", known: theta, noncentred, whitened", path, name);
   PetscFunctionReturn(0);
 }
 
@@ -481,7 +625,7 @@ static PetscErrorCode blr_read_description(Problem p, const char path[])
   PetscCall(H5IOReadAttrString(f, path, "/problem", "test", bp->test.path, sizeof(bp->test.path)));
   PetscCall(H5IOReadAttrString(f, path, "/problem", "test_sha256", bp->test.sha256, sizeof(bp->test.sha256)));
   PetscCall(H5IOReadAttrInt(f, path, "/problem", "test_n", &bp->test.n));
-  PetscCall(blr_read_coordinates(p, f, path, &bp->nc));
+  PetscCall(blr_read_coordinates(p, f, path, &bp->coords));
   PetscCall(H5IOClose(&f));
   bp->test.d = bp->test.n ? bp->train.d : 0;
   PetscCheck(bp->train.d >= 1 && bp->train.n >= 1 && bp->m >= 1 && bp->rate > 0 && bp->clip > 0, p->comm, PETSC_ERR_FILE_UNEXPECTED, "file %s: /problem of blr has d %" PetscInt_FMT ", n %" PetscInt_FMT ", data_batch %" PetscInt_FMT ", prior_rate %g, clip %g: all must be positive", path, bp->train.d, bp->train.n, bp->m, (double)bp->rate, (double)bp->clip);
@@ -511,9 +655,9 @@ static PetscErrorCode blr_finish(Problem p)
     V->scale = (PetscReal)n / m;
     V->seed  = p->seed;
     V->step = V->iter = -1;
-    V->nc    = bp->nc;
+    V->coords = bp->coords;
     PetscCall(PetscMalloc5(m * d, &V->Z, m, &V->u, n, &V->perm, m, &V->swp, BLR_ROWS * m, &V->M));
-    PetscCall(PetscMalloc2(V->nc ? BLR_ROWS * (d + 1) : 0, &V->T, m, &V->E));
+    PetscCall(PetscMalloc3(V->coords != BLR_THETA ? BLR_ROWS * (d + 1) : 0, &V->T, V->coords == BLR_WHITENED ? 2 * BLR_ROWS : 0, &V->Q, m, &V->E));
     for (PetscInt i = 0; i < n; i++) V->perm[i] = i;
     if (m == n)
       for (PetscInt i = 0; i < n * d; i++) V->Z[i] = bp->train.y[i / d] * bp->train.X[i];
@@ -549,8 +693,9 @@ static PetscErrorCode blr_read_file(Problem p, const char opt[], const char path
     -blr_data_batch m       data rows per iteration, without replacement (default 800; >= n: all)
     -blr_prior_rate b       alpha ~ Gamma(1, rate b) (default 100)
     -blr_clip c             rho_0 = the prior with log alpha truncated to [-c, c] (default 8)
-    -blr_coordinates noncentred|theta
-                            where the flow runs: (z, a) with w = z e^{-a/2} (default), or theta
+    -blr_coordinates whitened|noncentred|theta
+                            where the flow runs: whitened, N(0, I) under the prior (default);
+                            (z, a) with w = z e^{-a/2}; or theta
     -blr_problem_file F     the settings and the data files recorded in F's /problem (a checkpoint
                             of a blr run): the files are read from their recorded paths (or from
                             -blr_data / -blr_test) and must have the recorded SHA-256; the other
@@ -562,7 +707,7 @@ static PetscErrorCode blr_setfromoptions(Problem p)
   char        data[PETSC_MAX_PATH_LEN] = "", test[PETSC_MAX_PATH_LEN] = "", file[PETSC_MAX_PATH_LEN] = "";
   PetscInt    m    = 800;
   PetscReal   rate = 100, clip = 8;
-  PetscInt    nc = 1;
+  PetscInt    nc = BLR_WHITENED;
   PetscBool   has_data, has_test, has_file, has_m, has_rate, has_clip, has_nc;
 
   PetscFunctionBegin;
@@ -572,7 +717,7 @@ static PetscErrorCode blr_setfromoptions(Problem p)
   PetscCall(PetscOptionsInt("-blr_data_batch", "Data rows per iteration (>= n: all)", "ProblemSetFromOptions", m, &m, &has_m));
   PetscCall(PetscOptionsReal("-blr_prior_rate", "alpha ~ Gamma(1, rate b)", "ProblemSetFromOptions", rate, &rate, &has_rate));
   PetscCall(PetscOptionsReal("-blr_clip", "rho_0: log alpha truncated to [-c, c]", "ProblemSetFromOptions", clip, &clip, &has_clip));
-  PetscCall(PetscOptionsEList("-blr_coordinates", "Where the flow runs: noncentred (z, a), w = z e^{-a/2}, or theta", "ProblemSetFromOptions", blr_coordinates, 2, blr_coordinates[nc], &nc, &has_nc));
+  PetscCall(PetscOptionsEList("-blr_coordinates", "Where the flow runs: whitened (N(0, I) under the prior), noncentred (z, a) with w = z e^{-a/2}, or theta", "ProblemSetFromOptions", blr_coordinates, 3, blr_coordinates[nc], &nc, &has_nc));
   PetscCall(PetscOptionsString("-blr_problem_file", "HDF5 file whose /problem (a blr checkpoint) gives the data files and settings", "ProblemSetFromOptions", file, file, sizeof(file), &has_file));
   PetscOptionsEnd();
   if (has_file && file[0]) {
@@ -582,7 +727,7 @@ static PetscErrorCode blr_setfromoptions(Problem p)
     PetscCheck(!has_m || m == bp->m, p->comm, PETSC_ERR_USER_INPUT, "-blr_data_batch %" PetscInt_FMT " disagrees with -blr_problem_file %s, whose is %" PetscInt_FMT, m, file, bp->m);
     PetscCheck(!has_rate || rate == bp->rate, p->comm, PETSC_ERR_USER_INPUT, "-blr_prior_rate %g disagrees with -blr_problem_file %s, whose is %g", (double)rate, file, (double)bp->rate);
     PetscCheck(!has_clip || clip == bp->clip, p->comm, PETSC_ERR_USER_INPUT, "-blr_clip %g disagrees with -blr_problem_file %s, whose is %g", (double)clip, file, (double)bp->clip);
-    PetscCheck(!has_nc || nc == (PetscInt)bp->nc, p->comm, PETSC_ERR_USER_INPUT, "-blr_coordinates %s disagrees with -blr_problem_file %s, whose are %s", blr_coordinates[nc], file, blr_coordinates[bp->nc]);
+    PetscCheck(!has_nc || nc == (PetscInt)bp->coords, p->comm, PETSC_ERR_USER_INPUT, "-blr_coordinates %s disagrees with -blr_problem_file %s, whose are %s", blr_coordinates[nc], file, blr_coordinates[bp->coords]);
     PetscCheck(!(has_test && test[0]) || bp->test.n, p->comm, PETSC_ERR_USER_INPUT, "-blr_test %s: -blr_problem_file %s has no test file", test, file);
     PetscCall(blr_read_file(p, "-blr_data", has_data && data[0] ? data : bp->train.path, bp->train.sha256, file, &tr));
     PetscCheck(tr.d == bp->train.d && tr.n == bp->train.n, p->comm, PETSC_ERR_FILE_UNEXPECTED, "-blr_data %s is %" PetscInt_FMT " x %" PetscInt_FMT ", -blr_problem_file %s says %" PetscInt_FMT " x %" PetscInt_FMT, tr.path, tr.n, tr.d, file, bp->train.n, bp->train.d);
@@ -599,7 +744,7 @@ static PetscErrorCode blr_setfromoptions(Problem p)
     bp->m    = m;
     bp->rate = rate;
     bp->clip = clip;
-    bp->nc   = nc ? PETSC_TRUE : PETSC_FALSE;
+    bp->coords = (BLRCoords)nc;
     PetscCall(blr_read_file(p, "-blr_data", data, "", NULL, &bp->train));
     if (has_test && test[0]) PetscCall(blr_read_file(p, "-blr_test", test, "", NULL, &bp->test));
   }
@@ -635,7 +780,7 @@ static PetscErrorCode blr_same(Problem a, Problem b, PetscBool *same, const char
   *what = "-blr_clip";
   if (x->clip != y->clip) PetscFunctionReturn(0);
   *what = "-blr_coordinates";
-  if (x->nc != y->nc) PetscFunctionReturn(0);
+  if (x->coords != y->coords) PetscFunctionReturn(0);
   *what = "the test file (-blr_test, by its SHA-256)";
   if (x->test.n != y->test.n || (x->test.n && strcmp(x->test.sha256, y->test.sha256))) PetscFunctionReturn(0);
   *same = PETSC_TRUE;
@@ -659,8 +804,8 @@ static PetscErrorCode blr_write(Problem p, hid_t file, hid_t g)
   PetscCall(H5IOWriteAttrString(g, "test", bp->test.n ? bp->test.path : ""));
   PetscCall(H5IOWriteAttrString(g, "test_sha256", bp->test.n ? bp->test.sha256 : ""));
   PetscCall(H5IOWriteAttrInt(g, "test_n", bp->test.n));
-  PetscCall(H5IOWriteAttrString(g, "coordinates", blr_coordinates[bp->nc]));
-  PetscCall(H5IOWriteAttrString(g, "theta", "w_1, ..., w_d, log alpha (samples, densities, wgf-eval's points); /particles are in the flow's coordinates: theta, or with coordinates noncentred (z, log alpha), w = z exp(-log alpha / 2)"));
+  PetscCall(H5IOWriteAttrString(g, "coordinates", blr_coordinates[bp->coords]));
+  PetscCall(H5IOWriteAttrString(g, "theta", "w_1, ..., w_d, log alpha (samples, densities, /particles, wgf-eval's points); /particles/flow holds the particles in the flow's coordinates (see coordinates: theta; noncentred (z, log alpha), w = z exp(-log alpha / 2); whitened (z, v), N(0, I) under the unclipped prior)"));
   PetscCall(H5IOWriteAttrString(g, "V", "-log p0(theta) - (n/m) sum_{s in minibatch} log sigmoid(y_s w.x_s); p0: alpha ~ Gamma(1, prior_rate), w | alpha ~ N(0, I/alpha), unclipped; rho_0 = p0 with log alpha truncated to [-clip, clip]"));
   PetscFunctionReturn(0);
 }
@@ -670,7 +815,7 @@ static PetscErrorCode blr_view(Problem p, PetscViewer viewer)
   BLRProblem *bp = (BLRProblem *)p->data;
 
   PetscFunctionBegin;
-  PetscCall(PetscViewerASCIIPrintf(viewer, "Bayesian logistic regression posterior: %s (%" PetscInt_FMT " x %" PetscInt_FMT "), D = %" PetscInt_FMT ", %" PetscInt_FMT " rows per iteration, prior rate %g, rho_0 with log alpha in [-%g, %g], flow in %s coordinates%s%s\n", bp->train.path, bp->train.n, bp->train.d, p->dim, PetscMin(bp->m, bp->train.n), (double)bp->rate, (double)bp->clip, (double)bp->clip, blr_coordinates[bp->nc], bp->test.n ? "; held out: " : "", bp->test.n ? bp->test.path : ""));
+  PetscCall(PetscViewerASCIIPrintf(viewer, "Bayesian logistic regression posterior: %s (%" PetscInt_FMT " x %" PetscInt_FMT "), D = %" PetscInt_FMT ", %" PetscInt_FMT " rows per iteration, prior rate %g, rho_0 with log alpha in [-%g, %g], flow in %s coordinates%s%s\n", bp->train.path, bp->train.n, bp->train.d, p->dim, PetscMin(bp->m, bp->train.n), (double)bp->rate, (double)bp->clip, (double)bp->clip, blr_coordinates[bp->coords], bp->test.n ? "; held out: " : "", bp->test.n ? bp->test.path : ""));
   PetscFunctionReturn(0);
 }
 
@@ -682,7 +827,7 @@ static PetscErrorCode blr_initial(Problem p, Measure *rho0)
   PetscFunctionBegin;
   PetscCall(PetscNew(&pr));
   pr->d             = bp->train.d;
-  pr->nc            = bp->nc;
+  pr->coords        = bp->coords;
   pr->b             = bp->rate;
   pr->c             = bp->clip;
   pr->logmass       = blr_prior_logmass(bp->rate, bp->clip);
@@ -696,16 +841,17 @@ static PetscErrorCode blr_initial(Problem p, Measure *rho0)
 
 static PetscErrorCode blr_coordinates_create(Problem p, Coordinates *c)
 {
-  BLRProblem *bp = (BLRProblem *)p->data;
-  PetscInt   *d;
+  BLRProblem   *bp = (BLRProblem *)p->data;
+  BLRCoordsCtx *cc;
 
   PetscFunctionBegin;
-  if (!bp->nc) PetscFunctionReturn(0); /* theta: the identity */
-  PetscCall(PetscNew(&d));
-  *d         = bp->train.d;
-  c->ctx     = d;
-  c->forward = blr_coords_forward;
-  c->inverse = blr_coords_inverse;
+  if (bp->coords == BLR_THETA) PetscFunctionReturn(0); /* the identity */
+  PetscCall(PetscNew(&cc));
+  cc->d      = bp->train.d;
+  cc->b      = bp->rate;
+  c->ctx     = cc;
+  c->forward = bp->coords == BLR_WHITENED ? blr_white_forward : blr_coords_forward;
+  c->inverse = bp->coords == BLR_WHITENED ? blr_white_inverse : blr_coords_inverse;
   c->destroy = blr_coords_destroy;
   PetscFunctionReturn(0);
 }

@@ -12,8 +12,10 @@ The protocol is --opts (input/blr_tiny.opts) with --extra (-blr_data TRAIN -blr_
      last /history test_accuracy and test_loglik (1e-10); 2 rows on 3 ranks (one rank has none)
      give the 1-rank figures; -data with another d stops with one short message
      (wgf_runner.error_report) naming the option;
-  b2. the run's flow is in non-centred coordinates (the default): /particles/flow mapped here by
-     w = z e^{-a/2} and log rho + (d/2) a are /particles (theta);
+  b2. the run's flow is in whitened coordinates (the default): /particles/flow, u = (z, v), mapped
+     here by the defining relations of the map (w parallel to z, (r^2 / (r^2 + 2b))^{d/2} =
+     P(d/2, |z|^2 / 2) with r = |w|, P(1 + d/2, (b + r^2/2) e^a) = Phi(v), P from closed forms) and
+     log rho - log N(u) + log p0(theta) are /particles (theta);
      densities by inversion with rho_0 = the truncated prior: wgf-eval -logdensity (beside
      wgf-predict) at the final checkpoint's /particles/x gives its /particles/logrho (computed along
      the chain from the prior's log density) to 1e-7 relative, every point converged;
@@ -27,6 +29,7 @@ The protocol is --opts (input/blr_tiny.opts) with --extra (-blr_data TRAIN -blr_
 Usage: check_wgf_blr.py WGF_PATH WGF_PREDICT_PATH --opts FILE --extra="-blr_data TRAIN -blr_test TEST" [--mpiexec ...]
 """
 import hashlib
+import math
 import os
 import shlex
 import sys
@@ -36,6 +39,36 @@ import h5py
 import numpy as np
 
 import wgf_runner as wr
+
+
+def gamma_q(s, x):
+    """Q(s, x) for s a positive multiple of 1/2: Q(1, x) = e^-x, Q(1/2, x) = erfc(sqrt x), and
+    Q(t + 1, x) = Q(t, x) + x^t e^-x / Gamma(t + 1) (closed forms, independent of wgf's series)."""
+    t = 1.0 if s % 1 == 0 else 0.5
+    q = np.exp(-x) if t == 1 else np.array([math.erfc(math.sqrt(v)) for v in x])
+    while t < s - 0.25:
+        q = q + np.exp(t * np.log(x) - x - math.lgamma(t + 1))
+        t += 1
+    return q
+
+
+def check_whitened(check, fx, flr, px, plr, b):
+    """b2: /particles (theta) against /particles/flow (u = (z, v)) through the whitened map's
+    defining relations, in the tail of each CDF that keeps its digits."""
+    d = fx.shape[1] - 1
+    z, v, w, a = fx[:, :d], fx[:, d], px[:, :d], px[:, d]
+    rho2, r2 = np.sum(z * z, axis=1), np.sum(w * w, axis=1)
+    q = w / z
+    check(np.all(q > 0) and np.allclose(q, q[:, :1], rtol=1e-13), "b2. w is a positive multiple of z", "spread %.2e" % np.max(np.abs(q - q[:, :1]) / q[:, :1]))
+    lhs, rhs = 1 - (r2 / (r2 + 2 * b)) ** (d / 2), gamma_q(d / 2, rho2 / 2)
+    check(np.allclose(lhs, rhs, rtol=1e-9, atol=0), "b2. the radial map: P(|w| > r) of the prior's marginal = Q(d/2, |z|^2/2)", "max rel. diff %.2e" % np.max(np.abs(lhs / rhs - 1)))
+    phi_up = np.array([0.5 * math.erfc(x / math.sqrt(2)) for x in v])  # 1 - Phi(v)
+    qa = gamma_q(1 + d / 2, (b + r2 / 2) * np.exp(a))
+    check(np.allclose(qa, phi_up, rtol=1e-9, atol=0), "b2. log alpha: Q(1 + d/2, (b + r^2/2) e^a) = 1 - Phi(v)", "max rel. diff %.2e" % np.max(np.abs(qa / phi_up - 1)))
+    lognu = -0.5 * np.sum(fx * fx, axis=1) - 0.5 * (d + 1) * math.log(2 * math.pi)
+    logp0 = math.log(b) + a - b * np.exp(a) + 0.5 * d * a - 0.5 * np.exp(a) * r2 - 0.5 * d * math.log(2 * math.pi)
+    tlr = flr - lognu + logp0
+    check(np.allclose(tlr, plr, rtol=1e-11, atol=1e-11), "b2. log rho(theta) = log rho(u) - log N(u) + log p0(theta)", "max |diff| %.2e" % np.max(np.abs(tlr - plr)))
 
 
 def main():
@@ -98,6 +131,17 @@ def main():
             ha, hl = hist[-1, cols.index("test_accuracy")], hist[-1, cols.index("test_loglik")]
             check(abs(acc - ha) <= 1e-10 and abs(ll - hl) <= 1e-10, "b. with the run's seed and -eval_samples, the run's held-out figures",
                   "wgf-predict %.4f %.8f, /history %.4f %.8f" % (acc, ll, ha, hl))
+            # -seed given explicitly: the run's seed reproduces the default, another seed draws other samples
+            with h5py.File(last, "r") as f:
+                seed = int(wr.attr_str(f["config"].attrs["seed"]))
+            for sd, same in ((seed, True), (seed + 1, False)):
+                po = os.path.join(tmp, "pred_seed%d.h5" % sd)
+                code, log, _ = wr.run(args, predict_exe, 1, ["-params", last, "-data", test, "-output", po, "-samples", str(ns), "-seed", str(sd)])
+                ok = code == 0 and os.path.exists(po)
+                if ok:
+                    with h5py.File(po, "r") as f:
+                        ok = np.array_equal(f["prob"][()], p1) == same
+                check(ok, "b. wgf-predict -seed %d %s the run's seed's /prob" % (sd, "gives" if same else "differs from"), "exit %s\n%s" % (code, "" if code == 0 else wr.tail(log)))
         with h5py.File(test, "r") as f:
             X2, y2 = f["X"][:2], f["y"][:2]
         two = os.path.join(tmp, "two.h5")
@@ -127,13 +171,8 @@ def main():
             px, plr = f["particles"]["x"][()], f["particles"]["logrho"][()]
             coords = f["problem"].attrs["coordinates"].decode()
             fx, flr = (f["particles"]["flow"]["x"][()], f["particles"]["flow"]["logrho"][()]) if "flow" in f["particles"] else (None, None)
-        if check(coords == "noncentred" and fx is not None, "b2. the flow ran in non-centred coordinates, its particles are in /particles/flow", "coordinates %s" % coords):
-            # u = (z, a): theta = (z e^{-a/2}, a), log rho(theta) = log rho(u) + (d/2) a
-            a = fx[:, -1]
-            tx = np.column_stack([fx[:, :-1] * np.exp(-0.5 * a)[:, None], a])
-            tlr = flr + 0.5 * (fx.shape[1] - 1) * a
-            check(np.allclose(tx, px, rtol=1e-14, atol=1e-300) and np.allclose(tlr, plr, rtol=1e-14, atol=1e-12),
-                  "b2. /particles (theta) are /particles/flow (z, log alpha) mapped by w = z e^{-a/2}", "max |diff| %.2e" % np.max(np.abs(tx - px)))
+        if check(coords == "whitened" and fx is not None, "b2. the flow ran in whitened coordinates (the default), its particles are in /particles/flow", "coordinates %s" % coords):
+            check_whitened(check, fx, flr, px, plr, float(at["prior_rate"]))
         pts = os.path.join(tmp, "points.h5")
         with h5py.File(pts, "w") as f:
             f["points"] = px

@@ -14,6 +14,10 @@ as well; only 'seconds' (wall-clock time) is left out.
 So that the test can fail at all, a run with another seed must give maps that differ from the
 first run's by a relative difference above 1e-3.
 
+Every run's monitor lines (the pretraining's and each step's) must end with the run's clock,
+'elapsed H:MM:SS  left ~H:MM:SS' ('left ~?' on the pretraining line), the last step's saying
+'left ~0:00:00' (wgf_runner.clock_problems).
+
 Usage: check_wgf_rank_invariance.py WGF_PATH [--mpiexec "mpiexec --oversubscribe -n"] [--opts FILE] [--seed N]
 Prints one line per comparison; exit status 1 on any failure, 0 otherwise.
 """
@@ -58,6 +62,12 @@ def run_ok(args, tmp, nranks, seed, failures):
               % (nranks, seed, code, last, wr.tail(log)))
         return None
     print("ok   run on %d rank(s), seed %d: %.1f s, %s" % (nranks, seed, secs, os.path.basename(last)))
+    bad = wr.clock_problems(log, int(os.path.basename(last)[5:9]))
+    if bad:
+        failures.append("monitor clock on %d ranks, seed %d" % (nranks, seed))
+        print("FAIL monitor lines on %d rank(s), seed %d: %s" % (nranks, seed, "; ".join(bad)))
+    else:
+        print("ok   monitor lines on %d rank(s), seed %d end with 'elapsed ...  left ~...', the last step's left ~0:00:00" % (nranks, seed))
     return last
 
 

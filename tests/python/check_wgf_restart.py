@@ -27,6 +27,8 @@ every /maps/<kkkk>/params (the same set of maps), /particles/x, /particles/logrh
   c. another rank count: SHORT's ckpt_0002.h5 restarted on 1 and on 3 ranks, and its mid-step
      ckpt_0001_000020.h5 on 3 ranks, into new -out_dir folders: the final checkpoint agrees
      with the SHORT reference to a relative 1e-10 (maps read from the checkpoint and x0: bitwise);
+     the step lines of these restarts end with 'elapsed H:MM:SS since restart  left ~H:MM:SS',
+     the last one's left ~0:00:00, and there is no pretraining line (wgf_runner.clock_problems);
   d. stop signals: LONG on 2 ranks; once ckpt_0001.h5 exists, SIGTERM to the wgf ranks (not the
      launcher), and in a second run SIGUSR1 to the launcher (Open MPI forwards it): the launcher
      must exit with status 0, wgf must say that it stopped and which checkpoint it wrote, which
@@ -451,6 +453,8 @@ def part_other_ranks(check, args, tmp, short):
         if not check(code == 0 and restarted_from(log) == src, "c. -restart %s (written on 2 ranks) on %d rank(s)" % (name, nranks),
                      "exit %s in %.1f s" % (code, secs) + ("" if code == 0 else "\n" + wr.tail(log))):
             continue
+        bad = wr.clock_problems(log, 4, restarted=True)
+        check(not bad, "c. %s on %d rank(s): the monitor lines' clock counts since the restart, the last step left ~0:00:00" % (name, nranks), "; ".join(bad))
         final = os.path.join(out, "ckpt_0004.h5")
         check_same(check, "c. %s on %d rank(s) vs the 2-rank reference" % (name, nranks), final, ref, tol=rel_tol(args))
         k = ckpt_key(name)[0]

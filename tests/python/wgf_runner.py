@@ -25,12 +25,15 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 TINY_OPTS = os.path.normpath(os.path.join(HERE, "..", "..", "input", "ou_tiny.opts"))
 
 
-def parse_args(doc, with_eval=False, seed=0):
-    """WGF_PATH [WGF_EVAL_PATH] [--mpiexec PREFIX] [--opts FILE] [--seed N] [--extra=OPTIONS]."""
+def parse_args(doc, with_eval=False, seed=0, tools=()):
+    """WGF_PATH [WGF_EVAL_PATH] [TOOL_PATH ...] [--mpiexec PREFIX] [--opts FILE] [--seed N] [--extra=OPTIONS];
+    tools names further executables (e.g. "wgf_sample"), each an attribute of the result."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("wgf", help="path of the wgf executable")
     if with_eval:
         parser.add_argument("wgf_eval", help="path of the wgf-eval executable")
+    for t in tools:
+        parser.add_argument(t, help="path of the %s executable" % t.replace("_", "-"))
     parser.add_argument("--mpiexec", default="mpiexec --oversubscribe -n",
                         help='launcher prefix followed by the rank count (default: "%(default)s")')
     parser.add_argument("--opts", default=TINY_OPTS, help="options file of the tiny protocol (default: %(default)s)")
@@ -210,6 +213,49 @@ def snapshot(path):
             with open(full, "rb") as f:
                 snap[os.path.relpath(full, path)] = f.read()
     return snap
+
+
+STEP_LINE = re.compile(r"^step +(\d+)  t = \S+  loss .* it/s  (.*)$")
+PRETRAIN_LINE = re.compile(r"^pretraining \(map 0 = identity\): .* it/s  (.*)$")
+CLOCK = re.compile(r"^elapsed (\d+):([0-5]\d):([0-5]\d)( since restart)?  left ~(\?|(\d+):([0-5]\d):([0-5]\d))$")
+
+
+def clock_problems(log, last_step, restarted=False):
+    """What is wrong with the clock that ends the monitor lines of a run whose last step is
+    last_step: the pretraining line (a fresh run only) and every step line must end with
+    'elapsed H:MM:SS  left ~H:MM:SS', with ' since restart' after the elapsed time exactly when
+    restarted, elapsed never decreasing; the pretraining line says 'left ~?' (no step timed yet),
+    the step lines a time, and the line of last_step 'left ~0:00:00'. Returns a list of
+    messages, empty when all is right."""
+    bad, seen, prev = [], {}, -1
+    pre = [PRETRAIN_LINE.match(l) for l in log.splitlines()]
+    pre = [m.group(1) for m in pre if m]
+    if restarted != (not pre):
+        bad.append("%d pretraining line(s) in a %s run" % (len(pre), "restarted" if restarted else "fresh"))
+    for line in log.splitlines():
+        m = STEP_LINE.match(line) or PRETRAIN_LINE.match(line)
+        if not m:
+            continue
+        step = int(m.group(1)) if m.re is STEP_LINE else 0
+        c = CLOCK.match(m.groups()[-1])
+        if not c:
+            bad.append("step %d: no 'elapsed H:MM:SS  left ~...' at the end: %r" % (step, line[-60:]))
+            continue
+        elapsed = int(c.group(1)) * 3600 + int(c.group(2)) * 60 + int(c.group(3))
+        if elapsed < prev:
+            bad.append("step %d: elapsed %d s after %d s" % (step, elapsed, prev))
+        prev = elapsed
+        if bool(c.group(4)) != restarted:
+            bad.append("step %d: %r" % (step, m.groups()[-1]) + (" lacks 'since restart'" if restarted else " says 'since restart' in a fresh run"))
+        if (c.group(5) == "?") != (step == 0):
+            bad.append("step %d: left ~%s" % (step, c.group(5)))
+        if step:
+            seen[step] = c.group(5)
+    if last_step not in seen:
+        bad.append("no monitor line of the last step %d (steps seen: %s)" % (last_step, sorted(seen)))
+    elif seen[last_step] != "0:00:00":
+        bad.append("the last step %d says left ~%s, not ~0:00:00" % (last_step, seen[last_step]))
+    return bad
 
 
 TRACEBACK_LINE = re.compile(r"#\d+ .* at .*:\d+\s*$")
