@@ -61,7 +61,7 @@ PetscErrorCode CheckpointLoadICNN(MPI_Comm comm, const char path[], PetscInt *ma
   PetscCallH5(H5Literate_by_name(file, "/maps", H5_INDEX_NAME, H5_ITER_NATIVE, NULL, checkpoint_max_map, &highest, H5P_DEFAULT));
   PetscCheck(highest > 0, comm, PETSC_ERR_FILE_UNEXPECTED, "file %s: /maps holds no map (groups named 0001, 0002, ...)", path);
   if (*map <= 0) *map = highest;
-  PetscCheck(*map <= 9999, comm, PETSC_ERR_ARG_OUTOFRANGE, "-map %" PetscInt_FMT " is out of range (1 to 9999)", *map);
+  PetscCheck(*map <= 9999, comm, PETSC_ERR_USER_INPUT, "-map %" PetscInt_FMT " is out of range (1 to 9999)", *map);
   PetscCall(PetscSNPrintf(dset, sizeof(dset), "/maps/%04d/params", (int)*map));
   PetscCall(H5IOExists(file, dset, &exists));
   PetscCheck(exists, comm, PETSC_ERR_FILE_UNEXPECTED, "file %s has no dataset %s (-map %" PetscInt_FMT "; the highest map is %" PetscInt_FMT ")", path, dset, *map, highest);

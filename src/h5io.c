@@ -60,12 +60,27 @@ PetscErrorCode H5IOCreate(MPI_Comm comm, const char path[], hid_t *file)
   PetscFunctionReturn(0);
 }
 
-/* H5IOClose - closes a file opened by H5IOOpen/H5IOCreate and sets it to -1. Collective. */
+/* A write that fails is the disk's doing (full, over quota), not a bug: an error a user can act
+   on, naming the file (fname, or the file of obj) and what was written. */
+static PetscErrorCode h5io_write_failed(hid_t obj, const char fname[], const char what[])
+{
+  char name[PETSC_MAX_PATH_LEN] = "?";
+
+  PetscFunctionBegin;
+  if (!fname) (void)H5Fget_name(obj, name, sizeof(name));
+  SETERRQ(PETSC_COMM_SELF, PETSC_ERR_FILE_WRITE, "cannot write %s in file %s (is the disk full, or the quota exceeded?)", what, fname ? fname : name);
+}
+
+/* H5IOClose - closes a file opened by H5IOOpen/H5IOCreate and sets it to -1; the close writes
+   what HDF5 still holds of a new file. Collective. */
 PetscErrorCode H5IOClose(hid_t *file)
 {
+  char name[PETSC_MAX_PATH_LEN] = "?";
+
   PetscFunctionBegin;
   if (*file < 0) PetscFunctionReturn(0);
-  PetscCallH5(H5Fclose(*file));
+  (void)H5Fget_name(*file, name, sizeof(name)); /* for the message: after a failed close the id may be gone */
+  if (H5Fclose(*file) < 0) PetscCall(h5io_write_failed(-1, name, "the last data and metadata"));
   *file = -1;
   PetscFunctionReturn(0);
 }
@@ -425,13 +440,30 @@ static PetscErrorCode h5io_dcpl(const char path[], hid_t ftype, PetscInt ndims, 
   PetscFunctionReturn(0);
 }
 
+/* Whether a collective write failed on any rank of the file's communicator: on a full disk the
+   write can fail on some ranks only, and the others would go on alone to the next collective
+   call and wait there forever. */
+static PetscErrorCode h5io_write_agree(hid_t file, PetscBool *failed)
+{
+  MPI_Comm    comm;
+  PetscMPIInt any = *failed ? 1 : 0;
+
+  PetscFunctionBegin;
+  PetscCall(h5io_file_comm(file, &comm));
+  PetscCallMPI(MPI_Allreduce(MPI_IN_PLACE, &any, 1, MPI_INT, MPI_MAX, comm));
+  PetscCallMPI(MPI_Comm_free(&comm));
+  *failed = any ? PETSC_TRUE : PETSC_FALSE;
+  PetscFunctionReturn(0);
+}
+
 /* The memory type mtype must be the file type ftype (as native types on a little-endian machine):
    HDF5 1.10 turns a collective write that converts types into independent ones, and those cannot
    write filtered (checksummed) chunks. */
 static PetscErrorCode h5io_write_rows(hid_t file, const char path[], hid_t ftype, hid_t mtype, PetscInt ndims, const hsize_t dims[], PetscInt start, PetscInt nrows, const void *buf)
 {
-  hid_t   dset, fspace, mspace, dxpl, lcpl, dcpl;
-  hsize_t mdim = (hsize_t)nrows;
+  hid_t     dset, fspace, mspace, dxpl, lcpl, dcpl;
+  hsize_t   mdim = (hsize_t)nrows;
+  PetscBool failed;
 
   PetscFunctionBegin;
   PetscCall(PetscLogEventBegin(WGF_IO, 0, 0, 0, 0));
@@ -446,7 +478,9 @@ static PetscErrorCode h5io_write_rows(hid_t file, const char path[], hid_t ftype
   PetscCallH5(mspace = H5Screate_simple(1, mdim ? &mdim : (hsize_t[]){1}, NULL));
   if (!mdim) PetscCallH5(H5Sselect_none(mspace));
   PetscCall(h5io_collective(&dxpl));
-  if (ndims == 0 || dims[0] > 0) PetscCallH5(H5Dwrite(dset, mtype, mspace, fspace, dxpl, buf)); /* an empty dataset has nothing to write */
+  failed = (ndims == 0 || dims[0] > 0) && H5Dwrite(dset, mtype, mspace, fspace, dxpl, buf) < 0 ? PETSC_TRUE : PETSC_FALSE; /* an empty dataset has nothing to write */
+  PetscCall(h5io_write_agree(file, &failed));
+  if (failed) PetscCall(h5io_write_failed(file, NULL, path));
   PetscCallH5(H5Pclose(dxpl));
   PetscCallH5(H5Sclose(mspace));
   PetscCallH5(H5Sclose(fspace));
@@ -497,7 +531,7 @@ static PetscErrorCode h5io_write_attr(hid_t obj, const char name[], hid_t ftype,
   else PetscCallH5(space = H5Screate_simple(1, &n, NULL));
   if (H5Aexists(obj, name) > 0) PetscCallH5(H5Adelete(obj, name));
   PetscCallH5(attr = H5Acreate2(obj, name, ftype, space, H5P_DEFAULT, H5P_DEFAULT));
-  PetscCallH5(H5Awrite(attr, mtype, buf));
+  if (H5Awrite(attr, mtype, buf) < 0) PetscCall(h5io_write_failed(obj, NULL, name));
   PetscCallH5(H5Aclose(attr));
   PetscCallH5(H5Sclose(space));
   PetscFunctionReturn(0);

@@ -168,12 +168,12 @@ PetscErrorCode ICNNAppendOptionsPrefix(ICNN net, const char prefix[])
 static PetscErrorCode icnn_check_shape(ICNN net)
 {
   PetscFunctionBegin;
-  PetscCheck(net->dim >= 1, net->comm, PETSC_ERR_ARG_OUTOFRANGE, "ICNN dimension %" PetscInt_FMT " must be >= 1", net->dim);
-  PetscCheck(net->nlayers >= 1 && net->nlayers <= ICNN_MAX_LAYERS, net->comm, PETSC_ERR_ARG_OUTOFRANGE, "-icnn_widths: %" PetscInt_FMT " hidden layers given, need 1 to %d", net->nlayers, ICNN_MAX_LAYERS);
-  for (PetscInt l = 0; l < net->nlayers; l++) PetscCheck(net->widths[l] >= 1, net->comm, PETSC_ERR_ARG_OUTOFRANGE, "-icnn_widths: width %" PetscInt_FMT " of layer %" PetscInt_FMT " must be >= 1", net->widths[l], l + 1);
-  PetscCheck(net->rank >= 1, net->comm, PETSC_ERR_ARG_OUTOFRANGE, "-icnn_rank %" PetscInt_FMT " must be >= 1", net->rank);
-  PetscCheck(net->s >= 0 && !PetscIsInfOrNanReal(net->s), net->comm, PETSC_ERR_ARG_OUTOFRANGE, "-icnn_strong_convexity %g must be finite and >= 0", (double)net->s);
-  PetscCheck(net->chunk >= 1, net->comm, PETSC_ERR_ARG_OUTOFRANGE, "-icnn_chunk %" PetscInt_FMT " must be >= 1", net->chunk);
+  PetscCheck(net->dim >= 1, net->comm, PETSC_ERR_USER_INPUT, "ICNN dimension %" PetscInt_FMT " must be >= 1", net->dim);
+  PetscCheck(net->nlayers >= 1 && net->nlayers <= ICNN_MAX_LAYERS, net->comm, PETSC_ERR_USER_INPUT, "-icnn_widths: %" PetscInt_FMT " hidden layers given, need 1 to %d", net->nlayers, ICNN_MAX_LAYERS);
+  for (PetscInt l = 0; l < net->nlayers; l++) PetscCheck(net->widths[l] >= 1, net->comm, PETSC_ERR_USER_INPUT, "-icnn_widths: width %" PetscInt_FMT " of layer %" PetscInt_FMT " must be >= 1", net->widths[l], l + 1);
+  PetscCheck(net->rank >= 1, net->comm, PETSC_ERR_USER_INPUT, "-icnn_rank %" PetscInt_FMT " must be >= 1", net->rank);
+  PetscCheck(net->s >= 0 && !PetscIsInfOrNanReal(net->s), net->comm, PETSC_ERR_USER_INPUT, "-icnn_strong_convexity %g must be finite and >= 0", (double)net->s);
+  PetscCheck(net->chunk >= 1, net->comm, PETSC_ERR_USER_INPUT, "-icnn_chunk %" PetscInt_FMT " must be >= 1", net->chunk);
   PetscFunctionReturn(0);
 }
 
@@ -236,7 +236,7 @@ PetscErrorCode ICNNSetChunkSize(ICNN net, PetscInt chunk)
   PetscReal *keep = NULL;
 
   PetscFunctionBegin;
-  PetscCheck(chunk >= 1, net->comm, PETSC_ERR_ARG_OUTOFRANGE, "-icnn_chunk %" PetscInt_FMT " must be >= 1", chunk);
+  PetscCheck(chunk >= 1, net->comm, PETSC_ERR_USER_INPUT, "-icnn_chunk %" PetscInt_FMT " must be >= 1", chunk);
   if (chunk == net->chunk) PetscFunctionReturn(0);
   if (net->setupcalled) { /* keep the parameters over the re-allocation */
     PetscCall(PetscMalloc1(net->nparams, &keep));

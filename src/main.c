@@ -13,6 +13,7 @@ static const char help[] = "wgf: Fokker-Planck diffusions as chains of JKO steps
                            "Input files of PETSc options: -options_file input/ou_paper.opts\n";
 
 #include <wgf/run.h>
+#include <wgf/util.h>
 
 /* The embedded default, run when wgf is started without options: OU in D = 2, six steps of
    h = 0.05; about half a minute on 2 cores. */
@@ -24,6 +25,7 @@ int main(int argc, char **argv)
   Run run;
 
   PetscCall(PetscInitialize(&argc, &argv, NULL, help));
+  PetscCall(WGFInitialize());
   PetscCall(RunCreate(PETSC_COMM_WORLD, &run));
   if (argc == 1) {
     PetscCall(PetscOptionsInsertString(NULL, default_protocol));

@@ -1,9 +1,14 @@
+/* POSIX: nanosleep while the ranks agree on how to stop */
+#define _POSIX_C_SOURCE 200809L
 #include <wgf/util.h>
+#include <hdf5.h>
 #include <errno.h>
 #include <libgen.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 /*
@@ -25,21 +30,226 @@ PetscErrorCode WGFSplitRows(MPI_Comm comm, PetscInt N, PetscInt *start, PetscInt
   PetscFunctionReturn(0);
 }
 
+/* ---------------------------------------------------------------- errors: short for users, traced for bugs */
+
+/* How long the ranks that reach main() with an error wait for the others (WGFInitialize()). The
+   ranks of a collective error arrive within milliseconds of each other; a rank whose error the
+   others never see gives up after this and aborts the job. */
+#define ERROR_AGREE_SECONDS 10.0
+
+/* What the error handler knows of this rank's error. There is at most one per process: every
+   error ends the run. */
+static struct {
+  MPI_Comm       comm;      /* a duplicate of PETSC_COMM_WORLD, used only to agree at main() */
+  char           prog[64];  /* the tool's name, which opens every message */
+  PetscErrorCode code;      /* the first error of this rank, 0 if none */
+  PetscBool      internal;  /* it is a bug: PETSc's traceback handler takes over */
+  PetscBool      original;  /* raised here, not restated by WGFCheckAllRanks() for another rank */
+  PetscBool      restating; /* WGFCheckAllRanks() is raising the error of some rank again */
+  char           mess[1024];
+} err_state = {.comm = MPI_COMM_NULL};
+
+/* Errors a user causes (see WGFInitialize()); fun is where the error was raised, or NULL. */
+static PetscBool error_is_user(PetscErrorCode n, const char fun[])
+{
+  switch (n) {
+  case PETSC_ERR_USER_INPUT:
+  case PETSC_ERR_USER: /* PETSc's options: an unknown enum value, a missing -options_file */
+  case PETSC_ERR_FILE_OPEN:
+  case PETSC_ERR_FILE_READ:
+  case PETSC_ERR_FILE_WRITE:
+  case PETSC_ERR_FILE_UNEXPECTED:
+    return PETSC_TRUE;
+  case PETSC_ERR_ARG_WRONG: /* a value PETSc's option parser cannot read ("-jko_h abc"); elsewhere a bug */
+  case PETSC_ERR_ARG_OUTOFRANGE:
+    return fun && !strncmp(fun, "PetscOptionsStringTo", 20) ? PETSC_TRUE : PETSC_FALSE;
+  default:
+    return PETSC_FALSE;
+  }
+}
+
+/* Whether value is list or one of its comma-separated entries. */
+static PetscBool error_value_in(const char value[], const char list[])
+{
+  size_t n = strlen(value);
+
+  for (const char *p = list; p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL)
+    if (!strncmp(p, value, n) && (p[n] == ',' || p[n] == '\0')) return PETSC_TRUE;
+  return PETSC_FALSE;
+}
+
+/* PETSc's option parser names the value it cannot read but not the option ("Input string abc has
+   no numeric value"): put in front of the message the first option given that value. */
+static void error_name_option(void)
+{
+  char value[256], head[320] = "", *all = NULL, *save = NULL, *prev = NULL;
+  char rest[sizeof(err_state.mess)];
+
+  if (sscanf(err_state.mess, "Input string %255s", value) != 1 && sscanf(err_state.mess, "Unknown logical value: %255s", value) != 1) return;
+  if (PetscOptionsGetAll(NULL, &all)) return;
+  for (char *tok = strtok_r(all, " ", &save); tok && !head[0]; prev = tok, tok = strtok_r(NULL, " ", &save))
+    if (prev && prev[0] == '-' && error_value_in(value, tok)) snprintf(head, sizeof(head), "%s %s: ", prev, tok);
+  (void)PetscFree(all);
+  if (!head[0]) return;
+  snprintf(rest, sizeof(rest), "%s", err_state.mess);
+  snprintf(err_state.mess, sizeof(err_state.mess), "%s%s", head, rest);
+}
+
+/* The short report: "<tool>: error: <message>", and for the options a pointer to -help. */
+static void error_print(void)
+{
+  const char *text = NULL;
+
+  if (!err_state.mess[0]) (void)PetscErrorMessage(err_state.code, &text, NULL);
+  fprintf(stderr, "%s: error: %s\n", err_state.prog, err_state.mess[0] ? err_state.mess : text ? text : "unknown error");
+  if ((err_state.code == PETSC_ERR_USER_INPUT || err_state.code == PETSC_ERR_USER || err_state.code == PETSC_ERR_ARG_WRONG || err_state.code == PETSC_ERR_ARG_OUTOFRANGE) && !strstr(err_state.mess, "-help"))
+    fprintf(stderr, "%s: run %s -help to list the options\n", err_state.prog, err_state.prog);
+  fflush(stderr);
+}
+
+/* Whether an HDF5 file is still open for writing (an output whose write failed): HDF5 closes it
+   inside MPI_Finalize, and after a failed write (a full disk) parallel HDF5 1.10 crashes or hangs
+   there. Files open for reading are closed there harmlessly. */
+static PetscBool error_output_open(void)
+{
+  hid_t    ids[64];
+  ssize_t  n = H5Fget_obj_ids(H5F_OBJ_ALL, H5F_OBJ_FILE, PETSC_STATIC_ARRAY_LENGTH(ids), ids);
+  unsigned intent;
+
+  for (ssize_t i = 0; i < n; i++)
+    if (H5Fget_intent(ids[i], &intent) >= 0 && (intent & H5F_ACC_RDWR)) return PETSC_TRUE;
+  return PETSC_FALSE;
+}
+
+/* At main(), where PETSc would call MPI_Abort: the ranks that got there with an error agree, with
+   a non-blocking allreduce on a communicator of its own. When every rank takes part, the lowest
+   rank holding an error of its own (not one restated by WGFCheckAllRanks()) prints it, and every
+   rank finalizes and exits with that rank's code: no abort, no banner. A rank whose error the
+   others never join (they are in another collective call, or finishing) prints its own and
+   returns, and PETSc aborts the job as before; so does every rank while an output file is open
+   (error_output_open()), after the one message. */
+static void error_exit(PetscErrorCode n)
+{
+  PetscMPIInt     rank, size, mine[2], first[2];
+  int             done = 0;
+  MPI_Request     req;
+  double          t0  = MPI_Wtime();
+  struct timespec nap = {0, 1000000}; /* between two polls */
+
+  MPI_Comm_rank(err_state.comm, &rank);
+  MPI_Comm_size(err_state.comm, &size);
+  mine[0] = err_state.original ? rank : size + rank;
+  mine[1] = err_state.code ? err_state.code : n;
+  if (MPI_Iallreduce(mine, first, 1, MPI_2INT, MPI_MINLOC, err_state.comm, &req) == MPI_SUCCESS) {
+    while (!done && MPI_Wtime() - t0 < ERROR_AGREE_SECONDS) {
+      if (MPI_Test(&req, &done, MPI_STATUS_IGNORE) != MPI_SUCCESS) break;
+      if (!done) nanosleep(&nap, NULL);
+    }
+  }
+  if (!done) {
+    error_print();
+    return;
+  }
+  if (first[0] % size == rank) error_print();
+  if (error_output_open()) return;
+  (void)PetscFinalize();
+  exit(first[1]);
+}
+
+/* The handler WGFInitialize() pushes; PETSc calls it for the error (PETSC_ERROR_INITIAL) and for
+   every function the error returns through (PETSC_ERROR_REPEAT), up to main(). */
+static PetscErrorCode error_handler(MPI_Comm comm, int line, const char *fun, const char *file, PetscErrorCode n, PetscErrorType p, const char *mess, void *ctx)
+{
+  PetscBool restated = err_state.restating;
+
+  if (p == PETSC_ERROR_INITIAL) err_state.restating = PETSC_FALSE;
+  if (!err_state.code && !err_state.internal) {
+    if (!error_is_user(n, fun)) err_state.internal = PETSC_TRUE;
+    else {
+      size_t len;
+      err_state.code     = n;
+      err_state.original = restated ? PETSC_FALSE : PETSC_TRUE;
+      (void)PetscStrncpy(err_state.mess, p == PETSC_ERROR_INITIAL && mess ? mess : "", sizeof(err_state.mess));
+      for (len = strlen(err_state.mess); len && (err_state.mess[len - 1] == '\n' || err_state.mess[len - 1] == ' '); len--) err_state.mess[len - 1] = '\0';
+      if (fun && !strncmp(fun, "PetscOptionsStringTo", 20)) error_name_option();
+    }
+  }
+  if (err_state.internal) return PetscTraceBackErrorHandler(comm, line, fun, file, n, p, mess, ctx);
+  if (fun && !strncmp(fun, "main", 4)) error_exit(n); /* PETSc's test for main() */
+  return n;
+}
+
+/* PetscFinalize() undoes WGFInitialize(). */
+static PetscErrorCode error_finalize(void)
+{
+  PetscFunctionBegin;
+  PetscCall(PetscPopErrorHandler());
+  if (err_state.comm != MPI_COMM_NULL) PetscCallMPI(MPI_Comm_free(&err_state.comm));
+  PetscFunctionReturn(0);
+}
+
+/*
+  WGFInitialize - the start-up every tool shares, called once right after PetscInitialize(): it
+  pushes an error handler that reports an error a user causes as one line,
+    <tool>: error: <the message of the PetscCheck that found it>
+  (plus a line pointing to -help for a bad option), printed once whatever the number of ranks,
+  and ends the run on every rank through PetscFinalize() with the error code as the exit status,
+  without MPI_Abort. Errors a user causes: PETSC_ERR_USER_INPUT (a bad option value, options that
+  disagree), PETSC_ERR_FILE_OPEN, _READ, _WRITE and _UNEXPECTED (a missing, unreadable, damaged or
+  unwritable file or folder, a full disk), PETSC_ERR_USER and the PETSC_ERR_ARG_WRONG or
+  _OUTOFRANGE of PETSc's option parser (an unknown enum value, "-jko_h abc"). Any other code is a
+  bug (PETSC_ERR_PLIB, _MEM, _ARG_CORRUPT, _LIB, a signal, ...) and gets PETSc's full traceback,
+  as do all errors with -wgf_traceback, or when one of PETSc's own -on_error_* or
+  -start_in_debugger/-stop_for_debugger options chose the handler. Errors found on some ranks
+  only reach the others through WGFCheckAllRanks(); then the message of the rank that found it is
+  the one printed.
+
+  Options Database Key:
+. -wgf_traceback - report every error with PETSc's traceback (for developers)
+
+  Collective on PETSC_COMM_WORLD
+*/
+PetscErrorCode WGFInitialize(void)
+{
+  static const char *const petsc_handlers[] = {"-on_error_abort", "-on_error_mpiabort", "-on_error_attach_debugger", "-on_error_emacs", "-start_in_debugger", "-stop_for_debugger"};
+  PetscBool                traceback        = PETSC_FALSE;
+  char                     prog[PETSC_MAX_PATH_LEN];
+
+  PetscFunctionBegin;
+  PetscOptionsBegin(PETSC_COMM_WORLD, NULL, "Error reports", NULL);
+  PetscCall(PetscOptionsBool("-wgf_traceback", "Report every error with PETSc's traceback (for developers)", "WGFInitialize", traceback, &traceback, NULL));
+  PetscOptionsEnd();
+  for (size_t i = 0; i < PETSC_STATIC_ARRAY_LENGTH(petsc_handlers) && !traceback; i++) PetscCall(PetscOptionsHasName(NULL, NULL, petsc_handlers[i], &traceback));
+  if (traceback) PetscFunctionReturn(0);
+  PetscCall(PetscGetProgramName(prog, sizeof(prog)));
+  PetscCall(PetscStrncpy(err_state.prog, basename(prog), sizeof(err_state.prog)));
+  PetscCallMPI(MPI_Comm_dup(PETSC_COMM_WORLD, &err_state.comm));
+  PetscCall(PetscRegisterFinalize(error_finalize));
+  PetscCall(PetscPushErrorHandler(error_handler, NULL));
+  PetscFunctionReturn(0);
+}
+
 /*
   WGFCheckAllRanks - turns an error that happened on some ranks only (a non-finite point, a failed
-  Cholesky) into an error on every rank, so that no rank waits forever in the next collective
-  call. lerr is this rank's error code from a local phase (its message is already printed).
+  Cholesky, a file only rank 0 looks at) into an error on every rank, so that no rank waits
+  forever in the next collective call. lerr is this rank's error code from a local phase (its
+  message is already recorded, or printed with -wgf_traceback). The error raised restates the
+  others: a user's error stays one (WGFInitialize() prints the first rank's own message), and a
+  bug on any rank makes it PETSC_ERR_LIB, with the traceback.
 
   Collective
 */
 PetscErrorCode WGFCheckAllRanks(MPI_Comm comm, PetscErrorCode lerr, const char what[])
 {
-  PetscMPIInt any, mine = lerr ? 1 : 0;
+  PetscMPIInt mine[2] = {0, 0}, most[2];
 
   PetscFunctionBegin;
-  PetscCallMPI(MPI_Allreduce(&mine, &any, 1, MPI_INT, MPI_MAX, comm));
-  PetscCheck(!any, comm, PETSC_ERR_LIB, "%s failed on at least one rank (its message is printed above)", what);
-  PetscFunctionReturn(0);
+  if (lerr) mine[error_is_user(lerr, NULL) ? 0 : 1] = lerr;
+  PetscCallMPI(MPI_Allreduce(mine, most, 2, MPI_INT, MPI_MAX, comm));
+  if (!most[0] && !most[1]) PetscFunctionReturn(0);
+  err_state.restating = PETSC_TRUE;
+  PetscCheck(!most[1], comm, PETSC_ERR_LIB, "%s failed on at least one rank (its message is printed above)", what);
+  SETERRQ(comm, most[0], "%s failed on at least one rank (its message is printed above)", what);
 }
 
 /*

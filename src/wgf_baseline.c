@@ -11,12 +11,14 @@ static const char help[] = "wgf-baseline: the paper's comparison methods on wgf'
                            "  e.g. -options_file input/mixture_paper_d2.opts -mixture_problem_file ckpt_0040.h5\n";
 
 #include <wgf/baselines.h>
+#include <wgf/util.h>
 
 int main(int argc, char **argv)
 {
   Baseline b;
 
   PetscCall(PetscInitialize(&argc, &argv, NULL, help));
+  PetscCall(WGFInitialize());
   PetscCall(BaselineCreate(PETSC_COMM_WORLD, &b));
   PetscCall(BaselineSetFromOptions(b));
   PetscCall(BaselineSolve(b));

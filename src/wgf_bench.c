@@ -14,6 +14,7 @@ static const char help[] = "wgf-bench: times the ICNN training pass (forward wit
 
 #include <wgf/icnn.h>
 #include <wgf/bench_comm.h>
+#include <wgf/util.h>
 #include <petscblaslapack.h>
 #include <petsctime.h>
 #include <cblas.h>
@@ -230,6 +231,7 @@ int main(int argc, char **argv)
   Bench         bn = {.batch = 512, .gn = 1024};
 
   PetscCall(PetscInitialize(&argc, &argv, NULL, help));
+  PetscCall(WGFInitialize());
   PetscCallMPI(MPI_Comm_size(PETSC_COMM_WORLD, &size));
   PetscOptionsBegin(PETSC_COMM_WORLD, NULL, "wgf-bench options", NULL);
   PetscCall(PetscOptionsInt("-dim", "Input dimension D", NULL, D, &D, NULL));

@@ -52,7 +52,7 @@ static PetscErrorCode eval_local(ICNN net, Flow flow, PetscInt map, const char p
 
   PetscFunctionBegin;
   PetscCall(ICNNGetShape(net, &D, NULL, NULL, NULL));
-  for (PetscInt i = 0; i < n * D; i++) PetscCheck(!PetscIsInfOrNanReal(x[i]), PETSC_COMM_SELF, PETSC_ERR_FP, "points file %s: /points row %" PetscInt_FMT " column %" PetscInt_FMT " is not finite (%g)", pfile, start + i / D, i % D, (double)x[i]);
+  for (PetscInt i = 0; i < n * D; i++) PetscCheck(!PetscIsInfOrNanReal(x[i]), PETSC_COMM_SELF, PETSC_ERR_FILE_UNEXPECTED, "points file %s: /points row %" PetscInt_FMT " column %" PetscInt_FMT " is not finite (%g)", pfile, start + i / D, i % D, (double)x[i]);
   if (seeds) PetscCall(ICNNGradient(net, n, x, eval_seed, e, tgrad));
   else PetscCall(ICNNEvaluate(net, n, x, e->psi, e->grad, e->hess, e->logdet));
   if (flow) {
@@ -148,6 +148,7 @@ int main(int argc, char **argv)
   Eval      v    = {0};
 
   PetscCall(PetscInitialize(&argc, &argv, NULL, help));
+  PetscCall(WGFInitialize());
   v.comm = PETSC_COMM_WORLD;
   PetscOptionsBegin(v.comm, NULL, "wgf-eval options", NULL);
   PetscCall(PetscOptionsString("-params", "HDF5 file with /icnn and /maps/<kkkk>/params", NULL, params, params, sizeof(params), &has_params));

@@ -86,6 +86,7 @@ int main(int argc, char **argv)
   Predict   pr = {.ns = 4096};
 
   PetscCall(PetscInitialize(&argc, &argv, NULL, help));
+  PetscCall(WGFInitialize());
   pr.comm = PETSC_COMM_WORLD;
   PetscOptionsBegin(pr.comm, NULL, "wgf-predict options", NULL);
   PetscCall(PetscOptionsString("-params", "Checkpoint of a -problem blr run", NULL, params, params, sizeof(params), NULL));

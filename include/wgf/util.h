@@ -4,6 +4,7 @@
 
 #include <petscsys.h>
 
+PetscErrorCode WGFInitialize(void);
 PetscErrorCode WGFSplitRows(MPI_Comm, PetscInt, PetscInt *, PetscInt *);
 PetscErrorCode WGFCheckAllRanks(MPI_Comm, PetscErrorCode, const char[]);
 

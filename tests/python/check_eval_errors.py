@@ -4,11 +4,15 @@
 Every case builds one bad input (starting from a valid params file and points file) and checks
 that wgf-eval
   * exits with a non-zero status,
-  * says in its combined stdout + stderr which file is at fault and, where it applies, which
-    dataset, attribute or option (case-insensitive; PETSc's traceback and its echo of the
-    option table do not count, since they repeat file and function names whatever the error),
+  * reports the error in the short form: in the combined stdout + stderr of all ranks exactly
+    one line 'wgf-eval: error: <message>', no PETSc traceback, no configure line, no MPI_ABORT
+    banner (wgf_runner.error_report); with the developer option -wgf_traceback, PETSc's
+    traceback instead,
+  * says in that message which file is at fault and, where it applies, which dataset, attribute
+    or option (case-insensitive),
   * does not create the output file, or, when an output file already existed (some cases create
     one with a dummy dataset first), leaves it byte-identical.
+The non-finite point is in the third of four rows: on 2 and 3 ranks only rank 1 finds it.
 
 Usage: check_eval_errors.py WGF_EVAL_PATH [--mpiexec "mpiexec -n 2 --oversubscribe"] [--seed N]
 Prints one line per case; exit status 1 if any case misbehaves, 0 otherwise.
@@ -24,6 +28,7 @@ import numpy as np
 
 import icnn_ref as ref
 import make_case
+import wgf_runner as wr
 from eval_runner import parse_args, run_eval
 
 D, WIDTHS, RANK, S, N = 2, [5, 3], 2, 1e-6, 4
@@ -37,14 +42,16 @@ class Case:
     """One bad input. 'build' edits the valid files in place; 'options' maps the default options
     to the ones used; 'expect' lists what the message must mention, each item a string
     (case-insensitive substring; 'PARAMS', 'POINTS', 'OUTPUT' stand for the base names of those
-    files) or a compiled regular expression."""
+    files) or a compiled regular expression; traceback: PETSc's traceback is expected instead of
+    the short form."""
 
-    def __init__(self, name, build=None, expect=(), options=None, output_exists=False):
+    def __init__(self, name, build=None, expect=(), options=None, output_exists=False, traceback=False):
         self.name = name
         self.build = build
         self.expect = expect
         self.options = options
         self.output_exists = output_exists
+        self.traceback = traceback
 
 
 def drop(path, obj):
@@ -116,29 +123,12 @@ def cases(rng, tmp):
         Case("nan_value", build=lambda p, x: nan_point(x), expect=["POINTS", NON_FINITE, "point"],
              output_exists=True),
         Case("params_option_absent", options=lambda o: without(o, "-params"), expect=["-params"]),
+        Case("map_not_a_number", options=lambda o: with_value(o, "-map", "x"), expect=["-map", "x"]),
+        Case("params_option_absent_traceback", options=lambda o: without(o, "-params") + ["-wgf_traceback"],
+             expect=["-params"], traceback=True),
         Case("output_dir_missing", expect=["OUTPUT"],
              options=lambda o: with_value(o, "-output", os.path.join(tmp, "no_such_dir", "res.h5"))),
     ]
-
-
-TRACEBACK_LINE = re.compile(r"#\d+ .* at .*:\d+\s*$")
-
-
-def message_lines(log):
-    """The lines of the log that count as the error message: without PETSc's traceback lines
-    ('#1 Func() at file.c:12') and without its echo of the options database (the block from
-    '#PETSc Option Table entries:' to 'End of Error Message'), which repeat function names and
-    every file name given on the command line whatever the error."""
-    kept = []
-    in_table = False
-    for line in log.splitlines():
-        if "#PETSc Option Table entries" in line:
-            in_table = True
-        elif "End of Error Message" in line:
-            in_table = False
-        elif not in_table and not TRACEBACK_LINE.search(line):
-            kept.append(line)
-    return kept
 
 
 def run_case(args, tmp, rng, index, case):
@@ -165,18 +155,13 @@ def run_case(args, tmp, rng, index, case):
             before = f.read()
 
     code, log = run_eval(args, options)
-    problems = []
-    if code == 0:
-        problems.append("exit status 0")
-    elif code is None:
-        problems.append("did not finish")
+    message, problems = wr.error_report(code, log, "wgf-eval", traceback=case.traceback)
     names = {"PARAMS": os.path.basename(params), "POINTS": os.path.basename(points),
              "OUTPUT": os.path.basename(output)}
     patterns = [item if isinstance(item, re.Pattern) else re.compile(re.escape(names.get(item, item)), re.IGNORECASE)
                 for item in case.expect]
-    message = message_lines(log)
     for pattern in patterns:
-        if not any(pattern.search(line) for line in message):
+        if not pattern.search(message):
             problems.append("message does not match %r" % pattern.pattern)
     if before is None:
         if os.path.exists(output):
@@ -191,7 +176,7 @@ def run_case(args, tmp, rng, index, case):
             case.name, "; ".join(problems), log.rstrip()))
         return False
     # show the line of the message that names the culprit
-    line = next((l.strip() for l in message if patterns[0].search(l)), "")
+    line = next((l.strip() for l in message.splitlines() if patterns[0].search(l)), "")
     print("ok   %s (exit %d): %s" % (case.name, code, line[:160]))
     return True
 

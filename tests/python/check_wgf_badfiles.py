@@ -7,8 +7,9 @@ ckpt_0001.h5 and ckpt_0002.h5. Each bad case below lives in its own folder; wgf 
 -restart PATH (nothing else: a restart takes its options from the checkpoint, and -out_dir
 defaults to the checkpoint's folder), on 1 and on 2 ranks, and must
   * exit with a non-zero status within 120 s (a hang counts as a failure),
-  * print a message line (PETSc's traceback, option table and 'Option left' lines do not count)
-    that names the file (or folder) and says what is wrong (the case's pattern below),
+  * report it in the short form (wgf_runner.error_report: one 'wgf: error:' line in the output of
+    all ranks, no PETSc traceback, configure line or MPI_ABORT banner), and that message names
+    the file (or folder) and says what is wrong (the case's pattern below),
   * modify nothing: the case's folder (and the good run's folder) byte-identical afterwards,
     no file added or removed; a non-existent path is not created.
 Cases:
@@ -227,18 +228,12 @@ def run_bad(check, args, tmp, good, label, path, watched, expect, name, nranks, 
     and that every line of also (regular expressions) appears in the messages."""
     before, gbefore = wr.snapshot(watched), wr.snapshot(good)
     code, log, secs = restart(args, nranks, path)
-    msg = wr.message_lines(log)
-    hit = [l for l in msg if name in l and expect.search(l) and "restarting from" not in l and "WARNING" not in l]
-    problems = []
-    if code is None:
-        problems.append("did not finish within %d s" % wr.TIMEOUT_SECONDS)
-    elif code == 0:
-        problems.append("exit status 0")
-    if not hit:
-        problems.append("no error message line names %s and matches /%s/" % (name, expect.pattern))
+    message, problems = wr.error_report(code, log, "wgf")
+    if not (name in message and expect.search(message)):
+        problems.append("the error message does not name %s and match /%s/" % (name, expect.pattern))
     for pat in also:
-        if not any(re.search(pat, l, re.IGNORECASE) for l in msg):
-            problems.append("no message matches /%s/" % pat)
+        if not any(re.search(pat, l, re.IGNORECASE) for l in log.splitlines()):
+            problems.append("no line matches /%s/" % pat)
     d = diff_snapshots(before, wr.snapshot(watched))
     if d:
         problems.append("%s changed: %s" % (watched, d))
@@ -248,7 +243,7 @@ def run_bad(check, args, tmp, good, label, path, watched, expect, name, nranks, 
     what = "%s on %d rank(s)" % (label, nranks)
     if problems:
         return check(False, what, "; ".join(problems) + "\n---- wgf messages ----\n%s\n----------------------" % excerpt(log))
-    return check(True, what, "exit %d in %.1f s, nothing modified: %s" % (code, secs, hit[0].strip()[:170]))
+    return check(True, what, "exit %d in %.1f s, nothing modified: %s" % (code, secs, message[:170]))
 
 
 def load_state(path):

@@ -10,8 +10,8 @@ The protocol is --opts (input/blr_tiny.opts) with --extra (-blr_data TRAIN -blr_
      sigmoid(w.x) computed here with numpy (1e-12), the accuracy and loglik attributes equal the
      direct figures, and with the run's seed and -samples = -eval_samples they equal the run's
      last /history test_accuracy and test_loglik (1e-10); 2 rows on 3 ranks (one rank has none)
-     give the 1-rank figures; -data with another d, or a checkpoint
-     of another problem, stops with a message naming the option;
+     give the 1-rank figures; -data with another d stops with one short message
+     (wgf_runner.error_report) naming the option;
   b2. the run's flow is in whitened coordinates (the default): /particles/flow, u = (z, v), mapped
      here by the defining relations of the map (w parallel to z, (r^2 / (r^2 + 2b))^{d/2} =
      P(d/2, |z|^2 / 2) with r = |w|, P(1 + d/2, (b + r^2/2) e^a) = Phi(v), P from closed forms) and
@@ -20,10 +20,11 @@ The protocol is --opts (input/blr_tiny.opts) with --extra (-blr_data TRAIN -blr_
      wgf-predict) at the final checkpoint's /particles/x gives its /particles/logrho (computed along
      the chain from the prior's log density) to 1e-7 relative, every point converged;
   c. bad data files: labels 2 and 0, NaN and inf in /X, /y one shorter than /X, no rows, /X
-     missing, /y missing, /X 1-D, and a -blr_test with another d: each stops with a non-zero status,
-     a message naming the file's base name and the object (/X, /y or -blr_test), creates no
-     -out_dir and leaves the file as it was; -problem blr without -blr_data names -blr_data.
-     Cases run on 1 rank; the bad label and the missing /X also on 2.
+     missing, /y missing, /X 1-D, and a -blr_test with another d: each stops with a non-zero status
+     and one short message (wgf_runner.error_report) naming the file's base name and the object
+     (/X, /y or -blr_test), creates no -out_dir and leaves the file as it was; -problem blr without
+     -blr_data names -blr_data. Cases run on 1 rank; the bad label (found by every rank) and the
+     missing /X also on 2 and 3.
 
 Usage: check_wgf_blr.py WGF_PATH WGF_PREDICT_PATH --opts FILE --extra="-blr_data TRAIN -blr_test TEST" [--mpiexec ...]
 """
@@ -159,8 +160,11 @@ def main():
         with h5py.File(bad_d, "w") as f:
             f["X"] = np.zeros((5, d + 1))
         code, log, _ = wr.run(args, predict_exe, 1, ["-params", last, "-data", bad_d, "-output", os.path.join(tmp, "x.h5")])
-        msg = [l for l in wr.message_lines(log) if "-data" in l and "features" in l]
-        check(code not in (0, None) and msg and not os.path.exists(os.path.join(tmp, "x.h5")), "b. wgf-predict -data with another d is refused", msg[0].strip()[:140] if msg else wr.tail(log))
+        msg, problems = wr.error_report(code, log, "wgf-predict")
+        if not ("-data" in msg and "features" in msg):
+            problems.append("the message does not name -data and its features")
+        check(not problems and not os.path.exists(os.path.join(tmp, "x.h5")), "b. wgf-predict -data with another d is refused",
+              msg[:140] if not problems else "; ".join(problems) + "\n" + wr.tail(log))
 
         # b2. the density by inversion (rho_0 = the prior) against the chain's
         with h5py.File(last, "r") as f:
@@ -201,13 +205,13 @@ def main():
         Xn[3, 1] = np.nan
         Xi[5, 0] = np.inf
         cases = [
-            ("label2", dict(X=X, y=y_with(2)), "/y", "label", (1, 2)),
+            ("label2", dict(X=X, y=y_with(2)), "/y", "label", (1, 2, 3)),
             ("label0", dict(X=X, y=y_with(0).astype(np.int32)), "/y", "label", (1,)),
             ("nan", dict(X=Xn, y=y), "/X", "not finite", (1,)),
             ("inf", dict(X=Xi, y=y), "/X", "not finite", (1,)),
             ("short_y", dict(X=X, y=y[:-1]), "/y", "one label per row", (1,)),
             ("empty", dict(X=np.zeros((0, d)), y=np.zeros(0, np.int8)), "/X", "n, d >= 1", (1,)),
-            ("no_X", dict(y=y), "/X", "no dataset", (1, 2)),
+            ("no_X", dict(y=y), "/X", "no dataset", (1, 2, 3)),
             ("no_y", dict(X=X), "/y", "no dataset", (1,)),
             ("X_1d", dict(X=X[:, 0].copy(), y=y), "/X", "n x d", (1,)),
         ]
@@ -217,19 +221,25 @@ def main():
                 before = wr.snapshot(path)
                 od = os.path.join(tmp, "out_%s_%d" % (name, nr))
                 code, log, secs = wr.run_wgf(args, nr, od, extra=["-blr_data", path])
-                msg = [l for l in wr.message_lines(log) if os.path.basename(path) in l and obj in l and what.lower() in l.lower()]
-                ok = code not in (0, None) and msg and not os.path.exists(od) and wr.snapshot(path) == before
+                msg, problems = wr.error_report(code, log, "wgf")
+                if not (os.path.basename(path) in msg and obj in msg and what.lower() in msg.lower()):
+                    problems.append("the message does not name %s, %s and %r" % (os.path.basename(path), obj, what))
+                ok = not problems and not os.path.exists(od) and wr.snapshot(path) == before
                 check(ok, "c. -blr_data %s on %d rank(s) is refused" % (name, nr), "exit %s in %.1f s, out_dir %s: %s" % (
-                    code, secs, "absent" if not os.path.exists(od) else "CREATED", msg[0].strip()[:160] if msg else "no message names %s and %r\n%s" % (obj, what, wr.tail(log))))
+                    code, secs, "absent" if not os.path.exists(od) else "CREATED", msg[:160] if not problems else "; ".join(problems) + "\n" + wr.tail(log)))
         path = write("test_d", X=np.zeros((4, d + 2)), y=np.ones(4, np.int8))
         od = os.path.join(tmp, "out_test_d")
         code, log, secs = wr.run_wgf(args, 1, od, extra=["-blr_test", path])
-        msg = [l for l in wr.message_lines(log) if "-blr_test" in l and os.path.basename(path) in l]
-        check(code not in (0, None) and msg and not os.path.exists(od), "c. a -blr_test with another d is refused", msg[0].strip()[:160] if msg else wr.tail(log))
+        msg, problems = wr.error_report(code, log, "wgf")
+        if not ("-blr_test" in msg and os.path.basename(path) in msg):
+            problems.append("the message does not name -blr_test and the file")
+        check(not problems and not os.path.exists(od), "c. a -blr_test with another d is refused", msg[:160] if not problems else "; ".join(problems) + "\n" + wr.tail(log))
         od = os.path.join(tmp, "out_nodata")
         code, log, secs = wr.run(args, args.wgf, 1, ["-problem", "blr", "-out_dir", od])
-        msg = [l for l in wr.message_lines(log) if "-blr_data" in l]
-        check(code not in (0, None) and msg and not os.path.exists(od), "c. -problem blr without -blr_data is refused", msg[0].strip()[:160] if msg else wr.tail(log))
+        msg, problems = wr.error_report(code, log, "wgf")
+        if "-blr_data" not in msg:
+            problems.append("the message does not name -blr_data")
+        check(not problems and not os.path.exists(od), "c. -problem blr without -blr_data is refused", msg[:160] if not problems else "; ".join(problems) + "\n" + wr.tail(log))
     print("%d failure(s)" % len(failures))
     return 1 if failures else 0
 

@@ -4,17 +4,24 @@
 Every case adds bad options (or a bad -ou_problem_file) to the tiny protocol
 (input/ou_tiny.opts, which sets -ou_dim 2 and -strict_options) and checks that wgf
   * exits with a non-zero status within 120 s (a hang counts as a failure),
-  * says in its combined stdout + stderr what is at fault: the option, or the file and the
-    dataset (case-insensitive; PETSc's traceback, its echo of the option table and its list of
-    unused options do not count, since they name every option given whatever the error),
+  * reports the error in the short form (WGFInitialize in src/util.c): in the combined stdout +
+    stderr of all ranks exactly one line 'wgf: error: <message>', and no PETSc traceback, no
+    configure line, no MPI_ABORT banner (wgf_runner.error_report),
+  * says in that message what is at fault: the option, or the file and the dataset
+    (case-insensitive),
   * writes nothing: an -out_dir that did not exist is not created; one that existed (with an
     unrelated file, or with the checkpoint of an earlier run) is byte-identical afterwards, with
     no file added or removed; a regular file in the way of -out_dir is left as it was; the
     -ou_problem_file is left as it was.
-A positive control first: the tiny protocol with 1 step, and with a valid -ou_problem_file,
-must run (exit 0, ckpt_0001.h5 written), so that the bad cases fail for the reason built in.
-Each case runs on 1 rank; the cases marked below also on 2 ranks (errors found on rank 0 only,
-or by every rank, must stop all ranks).
+Two cases want PETSc's traceback instead: a bad option with the developer option -wgf_traceback,
+and a bug (an overflow: -jko_pretrain_lr 1e300 makes the network non-finite, PETSC_ERR_FP).
+Positive controls first: the tiny protocol with 1 step, with a valid -ou_problem_file, and into
+a folder with the debris of a killed write, must run (exit 0, ckpt_0001.h5 written), so that the
+bad cases fail for the reason built in; and on 3 ranks without -strict_options a misspelt option
+is one warning line, not an error.
+Each case runs on the rank counts given below: errors that every rank finds, that only rank 0
+finds (the folder, the checkpoints) and PETSc's own option errors on 1, 2 and 3 ranks, the
+others on 1.
 
 Problem files: HDF5, float64 datasets /problem/A (D x D), /problem/m (D), /problem/mu0 (D),
 /problem/S0 (D x D).
@@ -54,15 +61,17 @@ class Case:
     (case-insensitive substrings; 'FILE' stands for the base name of the problem file,
     'OUT_DIR' for the -out_dir path) or compiled regular expressions. out_dir is 'absent'
     (must not be created), 'files' (exists with an unrelated file), 'ckpt' (holds
-    ckpt_0001.h5 of an earlier run) or 'blocked' (a path below a regular file)."""
+    ckpt_0001.h5 of an earlier run) or 'blocked' (a path below a regular file). traceback: PETSc's
+    traceback is expected instead of the short form."""
 
-    def __init__(self, name, extra=(), problem=None, expect=(), out_dir="absent", ranks=(1,)):
+    def __init__(self, name, extra=(), problem=None, expect=(), out_dir="absent", ranks=(1,), traceback=False):
         self.name, self.extra, self.problem, self.expect = name, list(extra), problem, expect
-        self.out_dir, self.ranks = out_dir, ranks
+        self.out_dir, self.ranks, self.traceback = out_dir, ranks, traceback
 
 
+ALL = (1, 2, 3)
 CASES = [
-    Case("jko_h_zero", ["-jko_h", "0"], expect=["-jko_h"], ranks=(1, 2)),
+    Case("jko_h_zero", ["-jko_h", "0"], expect=["-jko_h"], ranks=ALL),
     Case("jko_h_negative", ["-jko_h", "-0.1"], expect=["-jko_h"], out_dir="files"),
     Case("icnn_width_zero", ["-icnn_widths", "8,0"], expect=["-icnn_widths"]),
     Case("jko_batch_zero", ["-jko_batch", "0"], expect=["-jko_batch"], out_dir="files"),
@@ -71,14 +80,21 @@ CASES = [
          expect=["FILE", "-ou_dim"], out_dir="files"),
     Case("A_not_symmetric", problem=dict(A=[[2.0, 1.0], [0.0, 2.0]]), expect=["FILE", "/problem/A", "symmetric"]),
     Case("A_not_positive_definite", problem=dict(A=[[1.0, 2.0], [2.0, 1.0]]),
-         expect=["FILE", "/problem/A", "positive definite"], out_dir="files", ranks=(1, 2)),
+         expect=["FILE", "/problem/A", "positive definite"], out_dir="files", ranks=ALL),
     Case("S0_not_positive_definite", problem=dict(S0=[[1.0, 0.0], [0.0, -0.5]]),
          expect=["FILE", "/problem/S0", "positive definite"]),
-    Case("problem_m_missing", problem=dict(m=None), expect=["FILE", "/problem/m"], out_dir="files"),
-    Case("problem_file_missing", problem="missing", expect=["FILE"], ranks=(1, 2)),
-    Case("out_dir_below_regular_file", expect=["OUT_DIR"], out_dir="blocked", ranks=(1, 2)),
-    Case("out_dir_holds_checkpoint", expect=["OUT_DIR", "ckpt_0001.h5"], out_dir="ckpt", ranks=(1, 2)),
-    Case("misspelt_option", ["-jko_iter", "5"], expect=[re.compile(r"jko_iter\b", re.IGNORECASE)], out_dir="files"),
+    Case("problem_m_missing", problem=dict(m=None), expect=["FILE", "/problem/m"], out_dir="files", ranks=ALL),
+    Case("problem_file_missing", problem="missing", expect=["FILE"], ranks=ALL),
+    Case("out_dir_below_regular_file", expect=["OUT_DIR"], out_dir="blocked", ranks=ALL),
+    Case("out_dir_holds_checkpoint", expect=["OUT_DIR", "ckpt_0001.h5"], out_dir="ckpt", ranks=ALL),
+    Case("misspelt_option", ["-jko_iter", "5"], expect=[re.compile(r"jko_iter\b", re.IGNORECASE)], out_dir="files", ranks=ALL),
+    # PETSc's option parser: the value, and the option it was given to
+    Case("jko_h_not_a_number", ["-jko_h", "abc"], expect=["-jko_h", "abc"], ranks=ALL),
+    Case("strict_options_not_a_bool", ["-strict_options", "maybe"], expect=["-strict_options", "maybe"]),
+    Case("icnn_precision_unknown", ["-icnn_precision", "quad"], expect=["-icnn_precision", "quad"]),
+    # the developer option, and a bug: PETSc's traceback
+    Case("traceback_option", ["-jko_h", "0", "-wgf_traceback"], expect=["-jko_h"], ranks=(1, 2), traceback=True),
+    Case("bug_overflow", ["-jko_pretrain_lr", "1e300"], expect=["not finite"], out_dir="files", ranks=(1, 2), traceback=True),
 ]
 
 
@@ -104,6 +120,16 @@ def control(args, tmp, earlier):
                   % (label, code, "written" if os.path.exists(os.path.join(out, "ckpt_0001.h5")) else "missing", wr.tail(log)))
         else:
             print("ok   %s: exit 0 in %.1f s, ckpt_0001.h5 written" % (label, secs))
+    # without -strict_options a misspelt option is a warning, printed once on 3 ranks
+    out = os.path.join(tmp, "ctl_warning")
+    code, log, secs = wr.run_wgf(args, 3, out, extra=["-jko_steps", "1", "-strict_options", "false", "-jko_iter", "5"])
+    warnings = [l for l in log.splitlines() if re.search(r"WARNING: option -jko_iter\b.*not used", l)]
+    if code != 0 or len(warnings) != 1:
+        ok = False
+        print("FAIL control_misspelt_option_warns_once_on_3_ranks: exit %s, %d warning lines\n---- wgf output ----\n%s\n--------------------"
+              % (code, len(warnings), wr.tail(log)))
+    else:
+        print("ok   control_misspelt_option_warns_once_on_3_ranks: exit 0 in %.1f s: %s" % (secs, warnings[0].strip()))
     return ok
 
 
@@ -138,16 +164,11 @@ def run_case(args, tmp, earlier, index, case, nranks):
     problem_before = wr.snapshot(path) if case.problem is not None else None
 
     code, log, secs = wr.run_wgf(args, nranks, out_dir, extra=extra)
-    problems = []
-    if code is None:
-        problems.append("did not finish within %d s" % wr.TIMEOUT_SECONDS)
-    elif code == 0:
-        problems.append("exit status 0")
+    message, problems = wr.error_report(code, log, "wgf", traceback=case.traceback)
     patterns = [item if isinstance(item, re.Pattern) else re.compile(re.escape(names.get(item, item)), re.IGNORECASE)
                 for item in case.expect]
-    message = wr.message_lines(log)
     for item, pattern in zip(case.expect, patterns):
-        if not any(pattern.search(line) for line in message):
+        if not pattern.search(message):
             problems.append("message does not mention %r" % (pattern.pattern if isinstance(item, re.Pattern) else names.get(item, item)))
     after = wr.snapshot(watched)
     if before is None and after is not None:
@@ -165,7 +186,7 @@ def run_case(args, tmp, earlier, index, case, nranks):
     if problems:
         print("FAIL %s: %s\n---- wgf output ----\n%s\n--------------------" % (label, "; ".join(problems), wr.tail(log)))
         return False
-    line = next((l.strip() for l in message if patterns[-1].search(l)), "")
+    line = next((l.strip() for l in message.splitlines() if patterns[-1].search(l)), "")
     print("ok   %s (exit %d, %.1f s): %s" % (label, code, secs, line[:170]))
     return True
 

@@ -259,6 +259,43 @@ def clock_problems(log, last_step, restarted=False):
 
 
 TRACEBACK_LINE = re.compile(r"#\d+ .* at .*:\d+\s*$")
+ERROR_LINE = re.compile(r"^(\S+): error: (.*)$")
+
+
+def error_report(code, log, tool, traceback=False, aborts=False):
+    """(message, problems) of a run that must stop with an error a user caused: within the timeout,
+    with the PETSc error code as exit status (55 to 99: not 0, not a crash, whose status is 128 +
+    the signal), no rank killed by a signal, and in the combined output of all ranks exactly one line
+    '<tool>: error: <message>' (tool: 'wgf', 'wgf-eval', ...), and no line of PETSc's traceback
+    ('PETSC ERROR'), of its configure line or of Open MPI's MPI_ABORT banner. With traceback (the
+    run had -wgf_traceback, or hit a bug) it is the other way round: PETSc's traceback must be
+    there, and message is its lines (message_lines()). aborts: the job may end in MPI_Abort (an
+    output file was open when the error came: util.c, error_output_open), so Open MPI's banner is
+    allowed. problems is empty when all is as it must be."""
+    problems = []
+    if code is None:
+        problems.append("did not finish within %d s" % TIMEOUT_SECONDS)
+    elif not 55 <= code < 100:
+        problems.append("exit status %d is not a PETSc error code" % code)
+    crashed = [l for l in log.splitlines() if "exited on signal" in l]
+    if crashed:
+        problems.append("a rank crashed: %s" % crashed[0].strip())
+    errors = [m.group(2) for m in map(ERROR_LINE.match, log.splitlines()) if m and m.group(1) == tool]
+    petsc = [l for l in log.splitlines() if "PETSC ERROR" in l]
+    if traceback:
+        if not any(TRACEBACK_LINE.search(l) for l in petsc):
+            problems.append("no PETSc traceback")
+        if errors:
+            problems.append("the short form '%s: error:' too" % tool)
+        return "\n".join(l for l in message_lines(log) if "PETSC ERROR" in l), problems
+    if len(errors) != 1:
+        problems.append("%d lines '%s: error: ...', not 1" % (len(errors), tool))
+    for what, bad in (("PETSc's traceback ('PETSC ERROR')", petsc),
+                      ("PETSc's configure line", [l for l in log.splitlines() if "Configure options" in l]),
+                      ("Open MPI's MPI_ABORT banner", [l for l in log.splitlines() if "MPI_ABORT" in l and not aborts])):
+        if bad:
+            problems.append("%s in the output (%d lines)" % (what, len(bad)))
+    return (errors[0] if errors else ""), problems
 
 
 def message_lines(log):
