@@ -94,6 +94,7 @@ int main(int argc, char **argv)
   Sample    s = {.params = ""};
 
   PetscCall(PetscInitialize(&argc, &argv, NULL, help));
+  PetscCall(WGFInitialize());
   s.comm = PETSC_COMM_WORLD;
   PetscOptionsBegin(s.comm, NULL, "wgf-sample options", NULL);
   PetscCall(PetscOptionsString("-params", "Checkpoint of a wgf run", NULL, s.params, s.params, sizeof(s.params), NULL));
