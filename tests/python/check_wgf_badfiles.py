@@ -246,41 +246,6 @@ def run_bad(check, args, tmp, good, label, path, watched, expect, name, nranks, 
     return check(True, what, "exit %d in %.1f s, nothing modified: %s" % (code, secs, message[:170]))
 
 
-def load_state(path):
-    data = {}
-    with h5py.File(path, "r") as f:
-        for k in f["maps"]:
-            data["maps/" + k] = f["maps"][k]["params"][()]
-        for n in ("x", "x0", "logrho"):
-            data["particles/" + n] = f["particles"][n][()]
-        data["state/theta"] = f["state/theta"][()]
-        hist = f["history"][()]
-        cols = wr.attr_str(f["history"].attrs["columns"]).split(",")
-    for j, c in enumerate(cols):
-        if c != "seconds":
-            data["history:" + c] = hist[:, j]
-    return data
-
-
-def compare(path, ref, tol=None):
-    """Problems of the checkpoint at path vs the dict ref: bitwise (NaN == NaN) or to a relative tol."""
-    if not os.path.exists(path):
-        return ["%s missing" % path]
-    got = load_state(path)
-    if set(got) != set(ref):
-        return ["arrays differ: %s" % sorted(set(got) ^ set(ref))]
-    bad = []
-    for n in sorted(ref):
-        a, b = got[n], ref[n]
-        if tol is None:
-            same = a.shape == b.shape and a.dtype == b.dtype and bool(np.all((a.view(np.uint64) == b.view(np.uint64)) | (np.isnan(a) & np.isnan(b))))
-        else:
-            same = wr.rel_diff(a, b) <= tol
-        if not same:
-            bad.append("%s (rel diff %.3g)" % (n, wr.rel_diff(a, b)))
-    return bad
-
-
 def main():
     args = wr.parse_args(__doc__)
     check = wr.Checks()
@@ -294,7 +259,7 @@ def main():
             print("1 failure(s): nothing to test without the good run")
             return 1
         g1, g2 = os.path.join(good, "ckpt_0001.h5"), os.path.join(good, "ckpt_0002.h5")
-        ref2 = load_state(g2)
+        ref2 = wr.checkpoint_state(g2)
 
         # controls: a good copy restarts, and the snapshot comparison sees what that run writes
         c = os.path.join(tmp, "control")
@@ -306,7 +271,7 @@ def main():
         check(code == 0 and d is not None and "ckpt_0002.h5" in d, "control: a copy of the good ckpt_0001.h5 restarts on 2 ranks",
               "exit %s in %.1f s; the snapshot comparison sees: %s" % (code, secs, d) + ("" if code == 0 else "\n" + wr.tail(log)))
         if code == 0:
-            bad = compare(os.path.join(c, "ckpt_0002.h5"), ref2)
+            bad = wr.compare_state(os.path.join(c, "ckpt_0002.h5"), ref2)
             check(not bad, "control: ... and its ckpt_0002.h5 is bitwise the good run's", "; ".join(bad[:4]) or "maps, particles, state/theta, history")
 
         for i, case in enumerate(make_cases(good)):
@@ -393,7 +358,7 @@ def main():
                     if d:
                         problems.append("DIR changed: %s" % d)
                     if code == 0:
-                        bad = compare(os.path.join(out, "ckpt_0002.h5"), ref2, None if nranks == 2 else 1e-10)
+                        bad = wr.compare_state(os.path.join(out, "ckpt_0002.h5"), ref2, None if nranks == 2 else 1e-10)
                         if bad:
                             problems.append("OTHER/ckpt_0002.h5 differs from the good run's: %s" % "; ".join(bad[:4]))
                         note = "; DIR byte-identical, OTHER/ckpt_0002.h5 %s the good run's" % ("bitwise" if nranks == 2 else "within 1e-10 of")
@@ -401,7 +366,7 @@ def main():
                     now = os.path.join(f, "ckpt_0002.h5")
                     replaced = os.path.exists(now) and read_bytes(now) != bad_bytes
                     if code == 0:
-                        bad = compare(now, ref2, 1e-10) if replaced else ["still the corrupted file"]
+                        bad = wr.compare_state(now, ref2, 1e-10) if replaced else ["still the corrupted file"]
                         note = ("; NOTE: the continuation wrote its own ckpt_0002.h5 over the corrupted one (rename), within 1e-10 of the good run's"
                                 if replaced and not bad else "; the corrupted ckpt_0002.h5 is %s" % ("kept as it was" if not replaced else "replaced: %s" % bad))
                         if replaced and bad:

@@ -75,41 +75,6 @@ def unreadable(path):
     return bad
 
 
-def load_state(path):
-    data = {}
-    with h5py.File(path, "r") as f:
-        for k in f["maps"]:
-            data["maps/" + k] = f["maps"][k]["params"][()]
-        for n in ("x", "x0", "logrho"):
-            data["particles/" + n] = f["particles"][n][()]
-        data["state/theta"] = f["state/theta"][()]
-        hist = f["history"][()]
-        cols = wr.attr_str(f["history"].attrs["columns"]).split(",")
-    for j, c in enumerate(cols):
-        if c != "seconds":
-            data["history:" + c] = hist[:, j]
-    return data
-
-
-def compare(path, ref, tol=None):
-    """Problems of the checkpoint at path vs the dict ref: bitwise (NaN == NaN) or to a relative tol."""
-    if not os.path.exists(path):
-        return ["%s missing" % path]
-    got = load_state(path)
-    if set(got) != set(ref):
-        return ["arrays differ: %s" % sorted(set(got) ^ set(ref))]
-    bad = []
-    for n in sorted(ref):
-        a, b = got[n], ref[n]
-        if tol is None:
-            same = a.shape == b.shape and bool(np.all((a.view(np.uint64) == b.view(np.uint64)) | (np.isnan(a) & np.isnan(b))))
-        else:
-            same = wr.rel_diff(a, b) <= tol
-        if not same:
-            bad.append("%s (rel diff %.3g)" % (n, wr.rel_diff(a, b)))
-    return bad
-
-
 def named_lines(log, *patterns):
     """The message lines of log that match every pattern (case-insensitive)."""
     return [l.strip() for l in wr.message_lines(log) if all(re.search(p, l, re.IGNORECASE) for p in patterns)]
@@ -126,7 +91,7 @@ def main():
                      "exit %s in %.1f s" % (code, secs) + ("" if code == 0 else "\n" + wr.tail(log))):
             print("1 failure(s): nothing to test without the good run")
             return 1
-        ref2 = load_state(g2)
+        ref2 = wr.checkpoint_state(g2)
 
         # 1. the layout: chunked, with Fletcher32
         plain = []
@@ -170,7 +135,7 @@ def main():
         check(code == 0 and warn and src == os.path.join(run, "ckpt_0001.h5"), "4. -restart DIR on 2 ranks warns, falls back to ckpt_0001.h5 and finishes",
               "exit %s in %.1f s, restarted from %s; %s" % (code, secs, src, warn[0][:200] if warn else "NO warning naming the file, the dataset and the checksum\n" + wr.tail(log, 15)))
         if code == 0:
-            bad = compare(os.path.join(run, "ckpt_0002.h5"), ref2)
+            bad = wr.compare_state(os.path.join(run, "ckpt_0002.h5"), ref2)
             check(not bad, "4. ... its ckpt_0002.h5 is bitwise the good run's", "; ".join(bad[:4]))
             aside = os.path.join(run, "ckpt_0002.h5.damaged")
             check(os.path.exists(aside) and read_bytes(aside) == damaged_bytes, "4. ... the damaged file is kept, byte for byte, as ckpt_0002.h5.damaged",
@@ -197,7 +162,7 @@ def main():
             if wr.snapshot(d) != before:
                 problems.append("DIR changed")
             if code == 0:
-                problems += compare(os.path.join(other, "ckpt_0002.h5"), ref2, 1e-10)[:4]
+                problems += wr.compare_state(os.path.join(other, "ckpt_0002.h5"), ref2, 1e-10)[:4]
             check(not problems, "5. -restart DIR -out_dir OTHER on %d rank(s): the fallback, DIR untouched, OTHER/ckpt_0002.h5 within 1e-10" % nranks,
                   "; ".join(problems) if problems else "exit 0 in %.1f s" % secs)
 

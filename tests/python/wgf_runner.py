@@ -320,3 +320,40 @@ def tail(log, n=40):
     """The last n lines of a log, without PETSc's long 'Configure options' line."""
     lines = [l for l in log.splitlines() if "Configure options" not in l]
     return "\n".join(lines[-n:])
+
+
+def checkpoint_state(path):
+    """The arrays of a checkpoint that a bit-for-bit restart must reproduce: the maps, the particles,
+    the network being trained and the /history columns but seconds."""
+    data = {}
+    with h5py.File(path, "r") as f:
+        for k in f["maps"]:
+            data["maps/" + k] = f["maps"][k]["params"][()]
+        for n in ("x", "x0", "logrho"):
+            data["particles/" + n] = f["particles"][n][()]
+        data["state/theta"] = f["state/theta"][()]
+        hist = f["history"][()]
+        cols = attr_str(f["history"].attrs["columns"]).split(",")
+    for j, c in enumerate(cols):
+        if c != "seconds":
+            data["history:" + c] = hist[:, j]
+    return data
+
+
+def compare_state(path, ref, tol=None):
+    """Problems of the checkpoint at path vs the dict ref: bitwise (NaN == NaN) or to a relative tol."""
+    if not os.path.exists(path):
+        return ["%s missing" % path]
+    got = checkpoint_state(path)
+    if set(got) != set(ref):
+        return ["arrays differ: %s" % sorted(set(got) ^ set(ref))]
+    bad = []
+    for n in sorted(ref):
+        a, b = got[n], ref[n]
+        if tol is None:
+            same = a.shape == b.shape and a.dtype == b.dtype and bool(np.all((a.view(np.uint64) == b.view(np.uint64)) | (np.isnan(a) & np.isnan(b))))
+        else:
+            same = rel_diff(a, b) <= tol
+        if not same:
+            bad.append("%s (rel diff %.3g)" % (n, rel_diff(a, b)))
+    return bad
