@@ -473,7 +473,11 @@ static PetscErrorCode h5io_write_rows(hid_t file, const char path[], hid_t ftype
   PetscCall(h5io_dcpl(path, ftype, ndims, dims, &dcpl));
   if (ndims == 0) PetscCallH5(fspace = H5Screate(H5S_SCALAR)); /* dims is not read */
   else PetscCallH5(fspace = H5Screate_simple((int)ndims, dims, NULL));
-  PetscCallH5(dset = H5Dcreate2(file, path, ftype, fspace, lcpl, dcpl, H5P_DEFAULT));
+  /* a chunked dataset's space is allocated here (parallel HDF5 allocates early): on a full disk
+     the creation fails, on one rank or on all (on one only, HDF5's own barrier can keep the other
+     waiting: README "Errors") */
+  dset = H5Dcreate2(file, path, ftype, fspace, lcpl, dcpl, H5P_DEFAULT);
+  if (dset < 0) PetscCall(h5io_write_failed(file, NULL, path));
   PetscCall(h5io_select_rows(fspace, ndims, dims, start, nrows));
   PetscCallH5(mspace = H5Screate_simple(1, mdim ? &mdim : (hsize_t[]){1}, NULL));
   if (!mdim) PetscCallH5(H5Sselect_none(mspace));
