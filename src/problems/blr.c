@@ -239,6 +239,18 @@ static PetscReal blr_white_logratio(PetscInt d, PetscReal b, PetscReal rho2)
   return 0.5 * (PetscLogReal(2 * b) + k * lP - PetscLogReal(-expm1(k * lP)) - PetscLogReal(rho2));
 }
 
+/* The radial map at z [d]: log(r / rho), with rho^2 = |z|^2 and r^2 = |w|^2 on the side. */
+static PetscReal blr_white_radial(PetscInt d, PetscReal b, const PetscReal z[], PetscReal *rho2, PetscReal *r2)
+{
+  PetscReal lq;
+
+  *rho2 = 0;
+  for (PetscInt j = 0; j < d; j++) *rho2 += z[j] * z[j];
+  lq  = blr_white_logratio(d, b, *rho2);
+  *r2 = PetscExpReal(2 * lq) * *rho2;
+  return lq;
+}
+
 /* a of T(u) from r^2 = |w|^2 and v (each tail of Phi by its own branch: no 1 - p near 1). */
 static PetscReal blr_white_a(PetscInt d, PetscReal b, PetscReal r2, PetscReal v)
 {
@@ -257,11 +269,7 @@ static PetscErrorCode blr_white_forward(void *ctx, PetscInt n, const PetscReal u
   PetscFunctionBegin;
   for (PetscInt i = 0; i < n; i++) {
     const PetscReal *ui = u + i * D, v = ui[d];
-    PetscReal        rho2 = 0, q, r2, a;
-    for (PetscInt j = 0; j < d; j++) rho2 += ui[j] * ui[j];
-    q  = PetscExpReal(blr_white_logratio(d, wh->b, rho2));
-    r2 = q * q * rho2;
-    a  = blr_white_a(d, wh->b, r2, v);
+    PetscReal        rho2, r2, q = PetscExpReal(blr_white_radial(d, wh->b, ui, &rho2, &r2)), a = blr_white_a(d, wh->b, r2, v);
     for (PetscInt j = 0; j < d; j++) theta[i * D + j] = q * ui[j];
     theta[i * D + d] = a;
     if (logdet) logdet[i] = -0.5 * (rho2 + v * v) - 0.5 * D * PetscLogReal(2 * PETSC_PI) - blr_log_prior(d, wh->b, r2, a);
@@ -326,12 +334,13 @@ static PetscErrorCode blr_prior_logdensity(void *ctx, PetscInt n, const PetscRea
   for (PetscInt i = 0; i < n; i++) {
     const PetscReal *t  = x + i * D;
     PetscReal        w2 = 0, a = t[d], lp;
-    for (PetscInt j = 0; j < d; j++) w2 += t[j] * t[j];
     if (pr->coords == BLR_WHITENED) {
-      PetscReal q = PetscExpReal(blr_white_logratio(d, pr->b, w2));
-      a           = blr_white_a(d, pr->b, q * q * w2, t[d]);
-      lp          = -0.5 * (w2 + t[d] * t[d]) - 0.5 * D * PetscLogReal(2 * PETSC_PI);
+      PetscReal rho2, r2;
+      (void)blr_white_radial(d, pr->b, t, &rho2, &r2);
+      a  = blr_white_a(d, pr->b, r2, t[d]);
+      lp = -0.5 * (rho2 + t[d] * t[d]) - 0.5 * D * PetscLogReal(2 * PETSC_PI);
     } else {
+      for (PetscInt j = 0; j < d; j++) w2 += t[j] * t[j];
       if (pr->coords == BLR_NONCENTRED) w2 *= PetscExpReal(-a);
       lp = blr_log_prior(d, pr->b, w2, a) - (pr->coords == BLR_NONCENTRED ? 0.5 * d * a : 0);
     }
@@ -430,7 +439,7 @@ typedef struct {
   PetscReal     *M;          /* [BLR_ROWS][m] margins, then sigmoid(-margin) */
   BLRCoords      coords;     /* of the points: theta, (z, a) or whitened (z, v) */
   PetscReal     *T;          /* [BLR_ROWS][D] theta = T(u) of a block (not in theta) */
-  PetscReal     *Q;          /* [BLR_ROWS][2] r / rho and dr / drho of a block (whitened) */
+  PetscReal     *Q;          /* [BLR_ROWS][3] r / rho, dr / drho and rho^2 of a block (whitened) */
   PetscReal     *E;          /* [m] exp(-|margin|) of one point */
 } BLRPotential;
 
@@ -496,13 +505,11 @@ static PetscErrorCode blr_potential_evaluate(void *ctx, PetscInt n, const PetscR
       const PetscReal lg = lgamma(1 + 0.5 * d);
       for (PetscInt i = 0; i < nb; i++) {
         const PetscReal *zi = tb + i * D;
-        PetscReal        rho2 = 0, lq, r2;
-        for (PetscInt j = 0; j < d; j++) rho2 += zi[j] * zi[j];
-        lq                 = blr_white_logratio(d, V->b, rho2);
-        r2                 = PetscExpReal(2 * lq) * rho2;
-        V->Q[2 * i]        = PetscExpReal(lq);
-        V->Q[2 * i + 1]    = PetscExpReal(-0.5 * rho2 - PetscLogReal(V->b) - lg + (1 + 0.5 * d) * PetscLogReal(V->b + 0.5 * r2) - (d - 1) * lq);
-        for (PetscInt j = 0; j < d; j++) V->T[i * D + j] = V->Q[2 * i] * zi[j];
+        PetscReal        rho2, r2, lq = blr_white_radial(d, V->b, zi, &rho2, &r2);
+        V->Q[3 * i]     = PetscExpReal(lq);
+        V->Q[3 * i + 1] = PetscExpReal(-0.5 * rho2 - PetscLogReal(V->b) - lg + (1 + 0.5 * d) * PetscLogReal(V->b + 0.5 * r2) - (d - 1) * lq);
+        V->Q[3 * i + 2] = rho2;
+        for (PetscInt j = 0; j < d; j++) V->T[i * D + j] = V->Q[3 * i] * zi[j];
         V->T[i * D + d] = 0; /* unused: the margins take w alone */
       }
       tb = V->T;
@@ -516,10 +523,8 @@ static PetscErrorCode blr_potential_evaluate(void *ctx, PetscInt n, const PetscR
       for (PetscInt s = 0; s < m; s++) Mi[s] = blr_sigmoid(-Mi[s], E[s]);
       if (!v) continue;
       if (V->coords == BLR_WHITENED) {
-        const PetscReal *u = x + (b0 + i) * D;
-        PetscReal        u2 = 0;
-        for (PetscInt j = 0; j < D; j++) u2 += u[j] * u[j];
-        v[b0 + i] = 0.5 * u2 + 0.5 * D * PetscLogReal(2 * PETSC_PI) + V->scale * sp;
+        const PetscReal vi = x[(b0 + i) * D + d];
+        v[b0 + i]          = 0.5 * (V->Q[3 * i + 2] + vi * vi) + 0.5 * D * PetscLogReal(2 * PETSC_PI) + V->scale * sp;
         continue;
       }
       for (PetscInt j = 0; j < d; j++) w2 += t[j] * t[j];
@@ -529,16 +534,17 @@ static PetscErrorCode blr_potential_evaluate(void *ctx, PetscInt n, const PetscR
       PetscCallBLAS("cblas_dgemm", cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, bn, bd, bm, -V->scale, V->M, bm, V->Z, bd, 0.0, grad + b0 * D, bD));
       for (PetscInt i = 0; i < nb; i++) {
         const PetscReal *t = tb + i * D;
-        PetscReal       *g = grad + (b0 + i) * D, ea = PetscExpReal(t[d]), w2 = 0, wg = 0, s;
+        PetscReal       *g = grad + (b0 + i) * D, ea, w2 = 0, wg = 0, s;
         if (V->coords == BLR_WHITENED) {
-          const PetscReal *z = x + (b0 + i) * D, q = V->Q[2 * i], dq = V->Q[2 * i + 1] - q;
-          PetscReal        rho2 = 0, zg = 0;
-          for (PetscInt j = 0; j < d; j++) rho2 += z[j] * z[j], zg += z[j] * g[j];
+          const PetscReal *z = x + (b0 + i) * D, q = V->Q[3 * i], dq = V->Q[3 * i + 1] - q, rho2 = V->Q[3 * i + 2];
+          PetscReal        zg = 0;
+          for (PetscInt j = 0; j < d; j++) zg += z[j] * g[j];
           s = rho2 < 1e-280 ? 0 : dq * zg / rho2;
           for (PetscInt j = 0; j < d; j++) g[j] = z[j] + q * g[j] + s * z[j];
           g[d] = z[d];
           continue;
         }
+        ea = PetscExpReal(t[d]);
         for (PetscInt j = 0; j < d; j++) {
           w2 += t[j] * t[j];
           g[j] += ea * t[j];
@@ -657,7 +663,7 @@ static PetscErrorCode blr_finish(Problem p)
     V->step = V->iter = -1;
     V->coords = bp->coords;
     PetscCall(PetscMalloc5(m * d, &V->Z, m, &V->u, n, &V->perm, m, &V->swp, BLR_ROWS * m, &V->M));
-    PetscCall(PetscMalloc3(V->coords != BLR_THETA ? BLR_ROWS * (d + 1) : 0, &V->T, V->coords == BLR_WHITENED ? 2 * BLR_ROWS : 0, &V->Q, m, &V->E));
+    PetscCall(PetscMalloc3(V->coords != BLR_THETA ? BLR_ROWS * (d + 1) : 0, &V->T, V->coords == BLR_WHITENED ? 3 * BLR_ROWS : 0, &V->Q, m, &V->E));
     for (PetscInt i = 0; i < n; i++) V->perm[i] = i;
     if (m == n)
       for (PetscInt i = 0; i < n * d; i++) V->Z[i] = bp->train.y[i / d] * bp->train.X[i];
