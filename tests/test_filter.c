@@ -215,6 +215,18 @@ static PetscErrorCode check_kalman_cc(void)
   EXPECT(PetscAbsReal(m - km) <= 1e-3, "Chang-Cooper mean %g, Kalman %g: error above 1e-3", (double)m, (double)km);
   EXPECT(PetscAbsReal(v - kv) <= 1e-3, "Chang-Cooper variance %g, Kalman %g: error above 1e-3", (double)v, (double)kv);
   EXPECT(sym <= 1e-6 && klpq >= 0 && klqp >= 0, "SymKL between Chang-Cooper and the Kalman density %g (KLs %g, %g), expected in [0, 1e-6]", (double)sym, (double)klpq, (double)klqp);
+  /* an observation at t = 0 applies to p0: N(0, 1) times N(y; x, 1) is N(y/2, 1/2) */
+  {
+    const PetscReal t0s[1] = {0}, y0[1] = {1.3};
+    PetscReal       m0 = 0, v0 = 0, kl0;
+    PetscCall(FilterChangCooper(V, 1.0, xmin, xmax, n, 1e-3, p0, 1, t0s, y0, 1.0, 1, t0s, p));
+    gaussian_grid(n, xmin, dx, 0.65, 0.5, q);
+    for (PetscInt i = 0; i < n; i++) m0 += (xmin + (i + 0.5) * dx) * p[i] * dx;
+    for (PetscInt i = 0; i < n; i++) v0 += PetscSqr(xmin + (i + 0.5) * dx - m0) * p[i] * dx;
+    PetscCall(FilterGridKL(n, dx, p, q, NULL, NULL, &kl0));
+    if (!rank) PetscCall(PetscPrintf(PETSC_COMM_SELF, "c(0). Chang-Cooper, one observation at t = 0 and output at 0: mean error %.2e, variance error %.2e, SymKL %.2e\n", (double)(m0 - 0.65), (double)(v0 - 0.5), (double)kl0));
+    EXPECT(PetscAbsReal(m0 - 0.65) <= 1e-10 && PetscAbsReal(v0 - 0.5) <= 1e-5 && kl0 <= 1e-10, "an observation at t = 0: mean %g (expected 0.65), variance %g (0.5), SymKL %g", (double)m0, (double)v0, (double)kl0);
+  }
   PetscCall(PetscFree3(p0, p, q));
   PetscCall(PotentialDestroy(&V));
   PetscFunctionReturn(0);
@@ -227,7 +239,7 @@ static PetscErrorCode check_kalman_pf(void)
   const PetscInt  N = 20000;
   const PetscReal dt = 1e-3;
   const uint32_t  seed = 20240611;
-  PetscReal       km, kv, kl, *x, *xs = NULL, *xall = NULL, lz, lzs = 0, sum[2] = {0, 0}, gsum[2], m, v, se_m, se_v, neff = N / 2.0;
+  PetscReal       km, kv, kl, *x, *xs = NULL, *xall = NULL, lz, lzs = 0, sum[2] = {0, 0}, gsum[2], m, v, se_m, se_v, neff = 0.8 * N;
   PetscReal       mean0[1] = {0}, cov0[1] = {1};
   PetscInt        first, n, fs, ns;
   PetscMPIInt    *cnt = NULL, *dsp = NULL, nl;
@@ -252,15 +264,18 @@ static PetscErrorCode check_kalman_pf(void)
   for (PetscInt i = 0; i < n; i++) sum[1] += PetscSqr(x[i] - m);
   PetscCallMPI(MPI_Allreduce(sum + 1, gsum + 1, 1, MPIU_REAL, MPI_SUM, PETSC_COMM_WORLD));
   v = gsum[1] / (N - 1);
-  /* Monte Carlo standard errors with N_eff = N/2: the weights of one observation have an ESS of
-     about N / E[w^2]/E[w]^2 ~ 0.8 N here (prior variance ~0.6, sigma 1), and the resampled copies
-     decorrelate between observations; a 20-seed study of this run is in the commit message. */
+  /* Monte Carlo standard errors with N_eff = 0.8 N: the weights of one observation have an ESS of
+     about N E[w]^2/E[w^2] ~ 0.8 N here (prior variance ~0.6, sigma 1), and the resampled copies
+     decorrelate between observations. Measured over 20 seeds of this run: the mean's sd 0.0066
+     (sd/sqrt(N) = 0.0063, N_eff 0.92 N), the variance's 0.0068, the log evidence's 0.010, and the
+     20-seed averages within 1 standard error of the Kalman values (mean 0.20759, var 0.79442,
+     log evidence -5.48674). */
   se_m = PetscSqrtReal(kv / neff);
   se_v = kv * PetscSqrtReal(2 / neff);
   EXPECT(first >= 0 && n >= 0, "FilterParticleFilter returned first %" PetscInt_FMT ", n %" PetscInt_FMT, first, n);
   EXPECT(PetscAbsReal(m - km) <= 4 * se_m, "particle filter mean %g, Kalman %g: error %g above 4 standard errors (%g)", (double)m, (double)km, (double)(m - km), (double)(4 * se_m));
   EXPECT(PetscAbsReal(v - kv) <= 4 * se_v, "particle filter variance %g, Kalman %g: error %g above 4 standard errors (%g)", (double)v, (double)kv, (double)(v - kv), (double)(4 * se_v));
-  EXPECT(PetscAbsReal(lz - kl) <= 0.03, "particle filter log evidence %g, Kalman %g: error above 0.03", (double)lz, (double)kl);
+  EXPECT(PetscAbsReal(lz - kl) <= 0.04, "particle filter log evidence %g, Kalman %g: error above 0.04 (4 measured sd)", (double)lz, (double)kl);
 
   /* (iii) rank invariance: rank 0 runs the same filter alone */
   if (!rank) {
@@ -287,6 +302,20 @@ static PetscErrorCode check_kalman_pf(void)
     PetscCall(PetscFree(xs));
   }
   PetscCall(PetscFree(x));
+  /* an observation at t = 0 and tfinal = 0 (no move): N(0, 1) times N(y; x, 1) is N(y/2, 1/2),
+     with evidence N(y; 0, 2) */
+  {
+    const PetscReal t0s[1] = {0}, y0[1] = {1.3}, lev = -0.5 * PetscLogReal(4 * PETSC_PI) - 1.3 * 1.3 / 4;
+    PetscReal       s0 = 0, m0;
+    PetscCall(FilterParticleFilter(PETSC_COMM_WORLD, V, 1.0, &rho0, N, dt, seed, 1, t0s, y0, 1.0, 0.0, &first, &n, &x, &lz));
+    for (PetscInt i = 0; i < n; i++) s0 += x[i];
+    PetscCallMPI(MPI_Allreduce(&s0, &m0, 1, MPIU_REAL, MPI_SUM, PETSC_COMM_WORLD));
+    m0 /= N;
+    if (!rank) PetscCall(PetscPrintf(PETSC_COMM_SELF, "c(0). particle filter, one observation at t = 0 = tfinal: mean error %.2e (4 se %.2e), log evidence error %.2e\n", (double)(m0 - 0.65), (double)(4 * PetscSqrtReal(0.5 / neff)), (double)(lz - lev)));
+    EXPECT(PetscAbsReal(m0 - 0.65) <= 4 * PetscSqrtReal(0.5 / neff), "particle filter with one observation at t = 0: mean %g, expected 0.65", (double)m0);
+    EXPECT(PetscAbsReal(lz - lev) <= 0.04, "particle filter with one observation at t = 0: log evidence %g, expected %g", (double)lz, (double)lev);
+    PetscCall(PetscFree(x));
+  }
   PetscCall(MeasureDestroy(&rho0));
   PetscCall(PotentialDestroy(&V));
   PetscFunctionReturn(0);
