@@ -112,7 +112,7 @@ static PetscErrorCode filter_cc_run(PetscInt n, PetscReal xmin, PetscReal dx, Pe
          is scaled by its largest value on the grid (which cancels in Z) so that only a density
          that vanishes where y_j is likely can give Z = 0 */
       const PetscReal y = yobs[jo], s2 = noise_std * noise_std;
-      PetscReal       lmax = -PETSC_MAX_REAL, z = 0;
+      PetscReal       lmax = -PETSC_MAX_REAL, zsum = 0;
 
       for (PetscInt i = 0; i < n; i++) {
         PetscReal d = y - (xmin + (i + 0.5) * dx);
@@ -122,11 +122,11 @@ static PetscErrorCode filter_cc_run(PetscInt n, PetscReal xmin, PetscReal dx, Pe
       for (PetscInt i = 0; i < n; i++) {
         PetscReal d = y - (xmin + (i + 0.5) * dx);
         p[i] *= PetscExpReal(-0.5 * d * d / s2 - lmax);
-        z += p[i];
+        zsum += p[i];
       }
-      PetscCheck(z > 0, PETSC_COMM_SELF, PETSC_ERR_FP, "FilterChangCooper: the density times the likelihood of observation %" PetscInt_FMT " (t = %g, y = %g) underflows to zero on the whole grid", jo, (double)tobs[jo], (double)y);
-      z *= dx;
-      for (PetscInt i = 0; i < n; i++) p[i] /= z;
+      PetscCheck(zsum > 0, PETSC_COMM_SELF, PETSC_ERR_FP, "FilterChangCooper: the density times the likelihood of observation %" PetscInt_FMT " (t = %g, y = %g) underflows to zero on the whole grid", jo, (double)tobs[jo], (double)y);
+      zsum *= dx;
+      for (PetscInt i = 0; i < n; i++) p[i] /= zsum;
       if (++jo < nobs) PetscCall(filter_time_step("FilterChangCooper", "tobs", jo, tobs[jo], dt, kmax, &kobs));
     }
     if (ko < nout && k == kout) {
