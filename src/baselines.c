@@ -5,6 +5,7 @@
    N particles [N][D] on every rank (gathered in global order, so sampling by global index and the
    density are the same on any number of ranks). */
 #include <wgf/baselines.h>
+#include <wgf/filter.h>
 #include <wgf/h5io.h>
 #include <wgf/util.h>
 #include <wgf/expneg.h>
@@ -214,7 +215,7 @@ PetscErrorCode BaselineEulerMaruyama(Potential V, PetscReal beta, PetscReal dt, 
 struct _p_Baseline {
   MPI_Comm  comm;
   char      method[16], output[PETSC_MAX_PATH_LEN], samples[16];
-  PetscInt  seed, N, steps, eval_every, eval_samples;
+  PetscInt  seed, N, Npf, steps, eval_every, eval_samples;
   PetscReal dt, h, beta;
   Problem   problem;
 };
@@ -235,6 +236,7 @@ PetscErrorCode BaselineCreate(MPI_Comm comm, Baseline *bl)
   PetscCall(PetscNew(&b));
   b->comm         = comm;
   b->N            = 50000;
+  b->Npf          = 50000;
   b->dt           = 1e-3;
   b->h            = 0.05;
   b->steps        = 20;
@@ -263,7 +265,8 @@ PetscErrorCode BaselineSetFromOptions(Baseline b)
   PetscFunctionBegin;
   PetscCallMPI(MPI_Comm_size(b->comm, &size));
   PetscOptionsBegin(b->comm, NULL, "wgf-baseline (MATH.md sec. 10)", NULL);
-  PetscCall(PetscOptionsString("-method", "Baseline: em (Euler-Maruyama particles + Gaussian KDE)", NULL, b->method, b->method, sizeof(b->method), NULL));
+  PetscCall(PetscOptionsString("-method", "Baseline: em (Euler-Maruyama particles + Gaussian KDE), changcooper (the 1-D filtering density on a grid), pf (bootstrap particle filter + KDE)", NULL, b->method, b->method, sizeof(b->method), NULL));
+  PetscCall(PetscOptionsInt("-pf_particles", "Particle filter: number of particles", NULL, b->Npf, &b->Npf, NULL));
   PetscCall(PetscOptionsInt("-em_particles", "Euler-Maruyama: number of particles", NULL, b->N, &b->N, NULL));
   PetscCall(PetscOptionsReal("-em_dt", "Euler-Maruyama: time step", NULL, b->dt, &b->dt, NULL));
   PetscCall(PetscOptionsString("-em_model_samples", "Samples of the model in KL(model || reference): kde (draws of the KDE) or particles (the particles themselves, the reference's OU estimator)", NULL, b->samples, b->samples, sizeof(b->samples), NULL));
@@ -275,7 +278,8 @@ PetscErrorCode BaselineSetFromOptions(Baseline b)
   PetscCall(PetscOptionsInt("-eval_every", "Evaluate the metrics every K steps and at the last (0: never)", NULL, b->eval_every, &b->eval_every, NULL));
   PetscCall(PetscOptionsInt("-eval_samples", "Samples of each metric", NULL, b->eval_samples, &b->eval_samples, NULL));
   PetscOptionsEnd();
-  PetscCheck(!strcmp(b->method, "em"), b->comm, PETSC_ERR_USER_INPUT, "-method %s is unknown (known: em)", b->method);
+  PetscCheck(!strcmp(b->method, "em") || !strcmp(b->method, "changcooper") || !strcmp(b->method, "pf"), b->comm, PETSC_ERR_USER_INPUT, "-method %s is unknown (known: em, changcooper, pf)", b->method);
+  PetscCheck(b->Npf >= 2 * size, b->comm, PETSC_ERR_USER_INPUT, "-pf_particles %" PetscInt_FMT " must be at least 2 per rank", b->Npf);
   PetscCheck(has_output && b->output[0], b->comm, PETSC_ERR_USER_INPUT, "-output FILE is required");
   PetscCheck(!strcmp(b->samples, "kde") || !strcmp(b->samples, "particles"), b->comm, PETSC_ERR_USER_INPUT, "-em_model_samples %s is unknown (kde or particles)", b->samples);
   PetscCheck(strcmp(b->samples, "particles") || b->eval_samples <= b->N, b->comm, PETSC_ERR_USER_INPUT, "-em_model_samples particles: -eval_samples %" PetscInt_FMT " must not exceed -em_particles %" PetscInt_FMT, b->eval_samples, b->N);
@@ -290,15 +294,30 @@ PetscErrorCode BaselineSetFromOptions(Baseline b)
   PetscCall(ProblemSetSeed(b->problem, (uint32_t)b->seed));
   PetscCall(ProblemSetFromOptions(b->problem));
   PetscCall(ProblemSetBeta(b->problem, b->beta));
+  PetscCall(ProblemSetTimeStep(b->problem, b->h));
+  {
+    const char *type;
+    PetscCall(ProblemGetType(b->problem, &type));
+    PetscCheck(strcmp(b->method, "em") || strcmp(type, "filtering"), b->comm, PETSC_ERR_USER_INPUT, "-method em ignores the observations of -problem filtering: use -method pf (or changcooper)");
+    PetscCheck(!strcmp(b->method, "em") || !strcmp(type, "filtering"), b->comm, PETSC_ERR_USER_INPUT, "-method %s needs observations: -problem filtering, not %s", b->method, type);
+    if (!strcmp(b->method, "changcooper")) {
+      PetscInt D;
+      PetscCall(ProblemGetInitial(b->problem, &D, NULL, NULL));
+      PetscCheck(D == 1, b->comm, PETSC_ERR_USER_INPUT, "-method changcooper is one-dimensional: -filter_dim %" PetscInt_FMT, D);
+    }
+  }
   PetscFunctionReturn(0);
 }
 
-/* What the output file holds (WGFFileWriter context). */
+/* What the output file holds (WGFFileWriter context): /history (hist_rows rows, or none), the
+   particles (N of them, this rank's n from start, or none), the grid densities (ngrid cells at nt
+   times, or none), and attributes. */
 typedef struct {
   Baseline         b;
-  PetscInt         ncols, start, n;
-  const char      *columns;
-  const PetscReal *hist, *x;
+  PetscInt         ncols, hist_rows, start, n, N, ngrid, nt;
+  const char      *columns, *method;
+  const PetscReal *hist, *x, *gx, *gt, *gp;
+  PetscReal        seconds, logz;
 } BaselineOutput;
 
 /* WGFFileWriter: /problem, /history (attr columns), /particles/x at the end, and attributes. */
@@ -309,29 +328,112 @@ static PetscErrorCode baseline_write(void *ctx, const char path[])
   hid_t           f, d;
   PetscMPIInt     rank;
   PetscInt        D;
-  hsize_t         dh[2] = {(hsize_t)(b->steps + 1), (hsize_t)o->ncols}, dx[2];
+  hsize_t         dh[2] = {(hsize_t)o->hist_rows, (hsize_t)o->ncols}, dx[2], dg[1] = {(hsize_t)o->ngrid}, dt[1] = {(hsize_t)o->nt}, dgp[2] = {(hsize_t)o->nt, (hsize_t)o->ngrid};
 
   PetscFunctionBegin;
   PetscCallMPI(MPI_Comm_rank(b->comm, &rank));
   PetscCall(ProblemGetInitial(b->problem, &D, NULL, NULL));
-  dx[0] = (hsize_t)b->N;
+  dx[0] = (hsize_t)o->N;
   dx[1] = (hsize_t)D;
   PetscCall(H5IOCreate(b->comm, path, &f));
   PetscCall(H5IOWriteAttrString(f, "format", "wgf-baseline"));
-  PetscCall(H5IOWriteAttrString(f, "method", "em: Euler-Maruyama particles, Gaussian KDE (covariance times Scott's factor N^(-2/(D+4))); MATH.md sec. 10"));
-  PetscCall(H5IOWriteAttrInt(f, "particles", b->N));
+  PetscCall(H5IOWriteAttrString(f, "method", o->method));
+  if (o->N) PetscCall(H5IOWriteAttrInt(f, "particles", o->N));
   PetscCall(H5IOWriteAttrReal(f, "dt", b->dt));
   PetscCall(H5IOWriteAttrReal(f, "h", b->h));
   PetscCall(H5IOWriteAttrReal(f, "beta", b->beta));
   PetscCall(H5IOWriteAttrInt(f, "seed", b->seed));
-  PetscCall(H5IOWriteAttrString(f, "model_samples", b->samples));
+  PetscCall(H5IOWriteAttrReal(f, "seconds", o->seconds));
+  if (!strcmp(b->method, "em")) PetscCall(H5IOWriteAttrString(f, "model_samples", b->samples));
+  if (!strcmp(b->method, "pf")) PetscCall(H5IOWriteAttrReal(f, "log_evidence", o->logz));
   PetscCall(ProblemWrite(b->problem, f));
-  PetscCall(H5IOWriteRows(f, "/history", 2, dh, 0, rank ? 0 : b->steps + 1, o->hist));
-  PetscCallH5(d = H5Dopen2(f, "/history", H5P_DEFAULT));
-  PetscCall(H5IOWriteAttrString(d, "columns", o->columns));
-  PetscCallH5(H5Dclose(d));
-  PetscCall(H5IOWriteRows(f, "/particles/x", 2, dx, o->start, o->n, o->x));
+  if (o->hist_rows) {
+    PetscCall(H5IOWriteRows(f, "/history", 2, dh, 0, rank ? 0 : o->hist_rows, o->hist));
+    PetscCallH5(d = H5Dopen2(f, "/history", H5P_DEFAULT));
+    PetscCall(H5IOWriteAttrString(d, "columns", o->columns));
+    PetscCallH5(H5Dclose(d));
+  }
+  if (o->N) PetscCall(H5IOWriteRows(f, "/particles/x", 2, dx, o->start, o->n, o->x));
+  if (o->ngrid) {
+    PetscCall(H5IOWriteRows(f, "/grid/x", 1, dg, 0, rank ? 0 : o->ngrid, o->gx));
+    PetscCall(H5IOWriteRows(f, "/grid/t", 1, dt, 0, rank ? 0 : o->nt, o->gt));
+    PetscCall(H5IOWriteRows(f, "/grid/density", 2, dgp, 0, rank ? 0 : o->nt, o->gp));
+    PetscCallH5(d = H5Gopen2(f, "/grid", H5P_DEFAULT));
+    PetscCall(H5IOWriteAttrString(d, "meaning", "density[i][c]: the Chang-Cooper filtering density at time t[i] (after the observation at t[i], if any) at the cell centre x[c], normalised on the grid (sum density dx = 1)"));
+    PetscCallH5(H5Gclose(d));
+  }
   PetscCall(H5IOClose(&f));
+  PetscFunctionReturn(0);
+}
+
+/* -method changcooper: the filtering density on the grid at every observation time and at t_final. */
+static PetscErrorCode baseline_changcooper(Baseline b)
+{
+  PetscInt         m, nt = 0, ngrid;
+  const PetscReal *t;
+  PetscReal        tf, *tout, *gx, *gp;
+  PetscLogDouble   t0, t1;
+  BaselineOutput   out;
+
+  PetscFunctionBegin;
+  PetscCall(ProblemFilteringGetObservations(b->problem, &m, &t, NULL, NULL, &tf));
+  PetscCall(PetscMalloc1(m + 1, &tout));
+  for (PetscInt j = 0; j < m; j++) tout[nt++] = t[j];
+  if (nt == 0 || tout[nt - 1] < tf) tout[nt++] = tf;
+  PetscCall(PetscTime(&t0));
+  PetscCall(ProblemFilteringChangCooper(b->problem, nt, tout, &ngrid, &gx, &gp));
+  PetscCall(PetscTime(&t1));
+  PetscCall(PetscPrintf(b->comm, "Chang-Cooper: %" PetscInt_FMT " cells, the density at %" PetscInt_FMT " times up to t = %g in %.2f s\n", ngrid, nt, (double)tf, (double)(t1 - t0)));
+  out = (BaselineOutput){.b = b, .method = "changcooper: Chang-Cooper / Scharfetter-Gummel finite volumes, backward Euler, Bayes updates on the grid; MATH.md sec. 10", .ngrid = ngrid, .nt = nt, .gx = gx, .gt = tout, .gp = gp, .seconds = t1 - t0};
+  PetscCall(WGFWriteAtomic(b->comm, "-output", b->output, baseline_write, &out));
+  PetscCall(PetscPrintf(b->comm, "wrote %s\n", b->output));
+  PetscCall(PetscFree2(gx, gp));
+  PetscCall(PetscFree(tout));
+  PetscFunctionReturn(0);
+}
+
+/* -method pf: the bootstrap particle filter to t_final, its KDE measured by the problem's metrics
+   (the Chang-Cooper SymKL) at t_final: /history has that one row. */
+static PetscErrorCode baseline_pf(Baseline b)
+{
+  PetscInt         m, D, start, n, nm, ncols, k;
+  const PetscReal *t, *y;
+  const char      *metrics;
+  char             columns[PROBLEM_MAX_COLUMNS + 64];
+  PetscReal        noise, tf, *x, *row, logz;
+  Potential        V;
+  Measure          rho0 = {0}, kde = {0};
+  PetscLogDouble   t0, t1;
+  BaselineOutput   out;
+
+  PetscFunctionBegin;
+  PetscCall(ProblemFilteringGetObservations(b->problem, &m, &t, &y, &noise, &tf));
+  PetscCall(ProblemGetInitial(b->problem, &D, NULL, NULL));
+  PetscCall(ProblemGetPotential(b->problem, &V));
+  PetscCall(ProblemGetMetrics(b->problem, &nm, &metrics));
+  PetscCheck(PetscAbsReal(PetscFloorReal(tf / b->dt + 0.5) * b->dt - tf) <= 1e-9 * tf, b->comm, PETSC_ERR_USER_INPUT, "-filter_t_final %g must be a multiple of -em_dt %g", (double)tf, (double)b->dt);
+  ncols = 3 + nm;
+  PetscCall(PetscSNPrintf(columns, sizeof(columns), "step,t,%s%sseconds", metrics, nm ? "," : ""));
+  PetscCall(PetscPrintf(b->comm, "bootstrap particle filter: %" PetscInt_FMT " particles, Euler-Maruyama dt %g, %" PetscInt_FMT " observations, to t = %g, Gaussian KDE\n", b->Npf, (double)b->dt, m, (double)tf));
+  PetscCall(ProblemCreateInitial(b->problem, &rho0));
+  PetscCall(PetscTime(&t0));
+  PetscCall(FilterParticleFilter(b->comm, V, b->beta, &rho0, b->Npf, b->dt, (uint32_t)b->seed, m, t, y, noise, tf, &start, &n, &x, &logz));
+  PetscCallMPI(MPI_Barrier(b->comm));
+  PetscCall(PetscTime(&t1));
+  PetscCall(MeasureDestroy(&rho0));
+  PetscCall(PetscMalloc1(ncols, &row));
+  k      = (PetscInt)PetscFloorReal(tf / b->h + 0.5);
+  row[0] = k, row[1] = tf, row[ncols - 1] = t1 - t0;
+  PetscCall(MeasureCreateKDE(b->comm, D, n, x, PETSC_FALSE, &kde));
+  PetscCall(ProblemEvaluate(b->problem, &kde, k, tf, b->eval_samples, row + 2));
+  PetscCall(MeasureDestroy(&kde));
+  PetscCall(ProblemMonitor(b->problem, k, tf, row + 2));
+  PetscCall(PetscPrintf(b->comm, "bootstrap particle filter: %.2f s, log evidence %.6f\n", (double)(t1 - t0), (double)logz));
+  out = (BaselineOutput){.b = b, .method = "pf: bootstrap particle filter (Euler-Maruyama moves, systematic resampling at each observation), Gaussian KDE at the end; MATH.md sec. 10", .ncols = ncols, .hist_rows = 1, .columns = columns, .hist = row, .N = b->Npf, .start = start, .n = n, .x = x, .seconds = t1 - t0, .logz = logz};
+  PetscCall(WGFWriteAtomic(b->comm, "-output", b->output, baseline_write, &out));
+  PetscCall(PetscPrintf(b->comm, "wrote %s\n", b->output));
+  PetscCall(PetscFree(row));
+  PetscCall(PetscFree(x));
   PetscFunctionReturn(0);
 }
 
@@ -358,6 +460,14 @@ PetscErrorCode BaselineSolve(Baseline b)
 
   PetscFunctionBegin;
   PetscCall(ProblemView(b->problem, NULL));
+  if (!strcmp(b->method, "changcooper")) {
+    PetscCall(baseline_changcooper(b));
+    PetscFunctionReturn(0);
+  }
+  if (!strcmp(b->method, "pf")) {
+    PetscCall(baseline_pf(b));
+    PetscFunctionReturn(0);
+  }
   PetscCall(ProblemGetInitial(b->problem, &D, NULL, NULL));
   PetscCall(ProblemGetPotential(b->problem, &V));
   PetscCall(ProblemGetMetrics(b->problem, &nm, &metrics));
@@ -396,7 +506,7 @@ PetscErrorCode BaselineSolve(Baseline b)
   PetscCall(PetscPrintf(b->comm, "Euler-Maruyama: %.1f s of simulation for t = %g\n", (double)sim, (double)(b->steps * b->h)));
   if (coords.forward) PetscCall(coords.forward(coords.ctx, n, x, x, NULL));
   PetscCall(CoordinatesDestroy(&coords));
-  out = (BaselineOutput){.b = b, .ncols = ncols, .start = start, .n = n, .columns = columns, .hist = hist, .x = x};
+  out = (BaselineOutput){.b = b, .method = "em: Euler-Maruyama particles, Gaussian KDE (covariance times Scott's factor N^(-2/(D+4))); MATH.md sec. 10", .ncols = ncols, .hist_rows = b->steps + 1, .columns = columns, .hist = hist, .N = b->N, .start = start, .n = n, .x = x, .seconds = sim};
   PetscCall(WGFWriteAtomic(b->comm, "-output", b->output, baseline_write, &out));
   PetscCall(PetscPrintf(b->comm, "wrote %s\n", b->output));
   PetscCall(PetscFree3(x, xt, hist));

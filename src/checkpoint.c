@@ -123,6 +123,31 @@ static PetscErrorCode checkpoint_write_xyz_id(hid_t f, const CheckpointData *d, 
   PetscFunctionReturn(0);
 }
 
+/* /normalizer of a flow with observations (MATH.md sec. 9): log_z, log_z_se and ess [step + 1],
+   log Z_k of the observations up to step k, its standard error and the pool's effective size. */
+static PetscErrorCode checkpoint_write_normalizer(hid_t f, const CheckpointData *d, PetscMPIInt rank)
+{
+  PetscBool  observed;
+  PetscInt   n = d->step + 1;
+  hsize_t    dn[1] = {(hsize_t)n};
+  PetscReal *a;
+  hid_t      g;
+
+  PetscFunctionBegin;
+  PetscCall(FlowHasObservations(d->flow, &observed));
+  if (!observed) PetscFunctionReturn(0);
+  PetscCall(PetscMalloc1(3 * n, &a));
+  for (PetscInt k = 0; k < n; k++) PetscCall(FlowGetNormalizer(d->flow, k, &a[k], &a[n + k], &a[2 * n + k]));
+  PetscCall(H5IOWriteRows(f, "/normalizer/log_z", 1, dn, 0, rank ? 0 : n, a));
+  PetscCall(H5IOWriteRows(f, "/normalizer/log_z_se", 1, dn, 0, rank ? 0 : n, a + n));
+  PetscCall(H5IOWriteRows(f, "/normalizer/ess", 1, dn, 0, rank ? 0 : n, a + 2 * n));
+  PetscCall(PetscFree(a));
+  PetscCallH5(g = H5Gopen2(f, "/normalizer", H5P_DEFAULT));
+  PetscCall(H5IOWriteAttrString(g, "meaning", "row k: log Z_k = log E_{rho_0}[W_k] of the observations up to step k (the filtering density is rho_0 W_k / Z_k pushed through maps 1..k, MATH.md sec. 9), estimated on the pool of rho_0 draws; its standard error (delta method); the pool's effective sample size (sum w)^2 / sum w^2"));
+  PetscCallH5(H5Gclose(g));
+  PetscFunctionReturn(0);
+}
+
 /* Writes the whole checkpoint into the open file (every rank). */
 static PetscErrorCode checkpoint_fill(MPI_Comm comm, hid_t f, const CheckpointData *d)
 {
@@ -202,6 +227,7 @@ static PetscErrorCode checkpoint_fill(MPI_Comm comm, hid_t f, const CheckpointDa
     PetscCall(PetscSNPrintf(meaning, sizeof(meaning), "x0: draws of rho_0; x: the same particles pushed through maps 1..step; logrho: log rho_step(x) along the chain (MATH.md sec. 1)%s; xyz: the first three coordinates of x, zero-padded, and id: the particles' global indices (what ckpt_<kkkk>.xmf shows in ParaView)", own ? "; in the problem's coordinates, and in the flow's own under /particles/flow (what a restart reads)" : ""));
     CKPT(H5IOWriteAttrString(g, "meaning", meaning));
     PetscCallH5(H5Gclose(g));
+    CKPT(checkpoint_write_normalizer(f, d, rank));
     CKPT(H5IOWriteRows(f, "/history", 2, dH, 0, rank ? 0 : d->hist_rows, d->hist));
     PetscCallH5(g = H5Dopen2(f, "/history", H5P_DEFAULT));
     CKPT(H5IOWriteAttrString(g, "columns", d->hist_columns));

@@ -3,6 +3,7 @@
    next to the evaluation itself). */
 #include <wgf/flow.h>
 #include <wgf/log_events.h>
+#include <wgf/util.h>
 #include <petscblaslapack.h>
 #include <math.h>
 
@@ -19,6 +20,15 @@ struct _p_Flow {
   PetscInt   maxit;
   PetscInt   wcap;    /* capacity (points) of the work arrays */
   PetscReal *wy, *wld;
+  /* observations (FlowSetObservations, MATH.md sec. 9): a pool of M draws of rho_0, every rank
+     holding all of it and pushing its rows [mstart, mstart + mn) through each new map */
+  FlowObservations obs;
+  PetscInt   M, mstart, mn;
+  PetscReal *px0, *px, *plr0, *plr; /* [M][D] x_0 and x_k (k = nmaps), [M] log rho_0(x_0) and the unweighted log rho_k(x_k) */
+  PetscReal *pll;                   /* [nobs][M] log-likelihood of observation j at x_{steps[j]} (once reached) */
+  PetscReal *logz, *logz_se, *ess;  /* [cap + 1] per step k: log Z_k, its standard error, the pool's effective size */
+  PetscInt   wk;                    /* the step whose weights wlogw, wcum hold (-1: none) */
+  PetscReal *wlogw, *wcum;          /* [M] log W_wk, cumulative normalised weights */
 };
 
 static PetscErrorCode flow_work(Flow, PetscInt);
@@ -53,6 +63,11 @@ PetscErrorCode FlowDestroy(Flow *flow)
   PetscCall(ICNNDestroy(&(*flow)->net));
   PetscCall(PetscFree((*flow)->maps));
   PetscCall(PetscFree2((*flow)->wy, (*flow)->wld));
+  if ((*flow)->obs.destroy) PetscCall((*flow)->obs.destroy((*flow)->obs.ctx));
+  PetscCall(PetscFree((*flow)->obs.steps));
+  PetscCall(PetscFree5((*flow)->px0, (*flow)->px, (*flow)->plr0, (*flow)->plr, (*flow)->pll));
+  PetscCall(PetscFree3((*flow)->logz, (*flow)->logz_se, (*flow)->ess));
+  PetscCall(PetscFree2((*flow)->wlogw, (*flow)->wcum));
   PetscCall(PetscFree(*flow));
   PetscFunctionReturn(0);
 }
@@ -162,25 +177,42 @@ PetscErrorCode FlowSetNetwork(Flow flow, ICNN net)
   PetscCall(ICNNGetNumParameters(flow->net, &flow->P));
   flow->nmaps  = 0;
   flow->loaded = 0;
+  if (flow->M) { /* the pool back at step 0 */
+    PetscCall(PetscArraycpy(flow->px, flow->px0, flow->M * flow->rho0.dim));
+    PetscCall(PetscArraycpy(flow->plr, flow->plr0, flow->M));
+    flow->wk = -1;
+  }
   PetscFunctionReturn(0);
 }
 
-/* FlowAddMap - appends map k+1 with parameters theta (copied, canonical order). Not Collective. */
+static PetscErrorCode flow_pool_advance(Flow);
+
+/* FlowAddMap - appends map k+1 with parameters theta (copied, canonical order). Not Collective,
+   except with observations (FlowSetObservations): the pool is pushed through the new map. */
 PetscErrorCode FlowAddMap(Flow flow, const PetscReal theta[])
 {
   PetscFunctionBegin;
   PetscCheck(flow->net, flow->comm, PETSC_ERR_ORDER, "FlowSetNetwork() must come before FlowAddMap()");
   if (flow->nmaps == flow->cap) {
-    PetscReal *m;
+    PetscReal *m, *lz, *se, *es;
     PetscInt   cap = PetscMax(8, 2 * flow->cap);
     PetscCall(PetscMalloc1(cap * flow->P, &m));
     if (flow->nmaps) PetscCall(PetscArraycpy(m, flow->maps, flow->nmaps * flow->P));
     PetscCall(PetscFree(flow->maps));
     flow->maps = m;
-    flow->cap  = cap;
+    if (flow->M) {
+      PetscCall(PetscMalloc3(cap + 1, &lz, cap + 1, &se, cap + 1, &es));
+      PetscCall(PetscArraycpy(lz, flow->logz, flow->nmaps + 1));
+      PetscCall(PetscArraycpy(se, flow->logz_se, flow->nmaps + 1));
+      PetscCall(PetscArraycpy(es, flow->ess, flow->nmaps + 1));
+      PetscCall(PetscFree3(flow->logz, flow->logz_se, flow->ess));
+      flow->logz = lz, flow->logz_se = se, flow->ess = es;
+    }
+    flow->cap = cap;
   }
   PetscCall(PetscArraycpy(flow->maps + flow->nmaps * flow->P, theta, flow->P));
   flow->nmaps++;
+  if (flow->M) PetscCall(flow_pool_advance(flow));
   PetscFunctionReturn(0);
 }
 
@@ -266,11 +298,196 @@ PetscErrorCode FlowPushSamples(Flow flow, PetscInt kfrom, PetscInt kto, PetscInt
   PetscFunctionReturn(0);
 }
 
+/* ---------------------------------------------------------------- observations (MATH.md sec. 9) */
+
+/* Every rank's rows [mstart, mstart + mn) of the pool arrays a [M][bs] to every rank. */
+static PetscErrorCode flow_pool_gather(Flow flow, PetscInt bs, PetscReal a[])
+{
+  PetscMPIInt size, *cnt, *dsp;
+
+  PetscFunctionBegin;
+  PetscCallMPI(MPI_Comm_size(flow->comm, &size));
+  if (size == 1) PetscFunctionReturn(0);
+  PetscCall(PetscMalloc2(size, &cnt, size, &dsp));
+  for (PetscMPIInt r = 0; r < size; r++) { /* WGFSplitRows' split: the first M % size ranks one row more */
+    PetscInt q = flow->M / size, rem = flow->M % size, start = r * q + PetscMin(r, rem), n = q + (r < rem ? 1 : 0);
+    PetscCall(PetscMPIIntCast(n * bs, &cnt[r]));
+    PetscCall(PetscMPIIntCast(start * bs, &dsp[r]));
+  }
+  PetscCallMPI(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, a, cnt, dsp, MPIU_REAL, flow->comm));
+  PetscCall(PetscFree2(cnt, dsp));
+  PetscFunctionReturn(0);
+}
+
+/* The observation at step k (its index, or -1). */
+static PetscInt flow_obs_at(Flow flow, PetscInt k)
+{
+  for (PetscInt j = 0; j < flow->obs.nobs; j++)
+    if (flow->obs.steps[j] == k) return j;
+  return -1;
+}
+
+/* log W_k of every pool point into wlogw and the cumulative normalised weights into wcum (cached
+   for one k); with stats, log Z_k = log mean W_k, its standard error by the delta method,
+   sqrt((M sum w^2 / (sum w)^2 - 1) / M), and the effective size (sum w)^2 / sum w^2. */
+static PetscErrorCode flow_pool_weights(Flow flow, PetscInt k, PetscBool stats)
+{
+  PetscReal mx = -PETSC_INFINITY, s1 = 0, s2 = 0, acc = 0;
+
+  PetscFunctionBegin;
+  if (flow->wk == k && !stats) PetscFunctionReturn(0);
+  for (PetscInt i = 0; i < flow->M; i++) flow->wlogw[i] = 0;
+  for (PetscInt j = 0; j < flow->obs.nobs && flow->obs.steps[j] <= k; j++)
+    for (PetscInt i = 0; i < flow->M; i++) flow->wlogw[i] += flow->pll[j * flow->M + i];
+  for (PetscInt i = 0; i < flow->M; i++) mx = PetscMax(mx, flow->wlogw[i]);
+  PetscCheck(mx > -PETSC_INFINITY, flow->comm, PETSC_ERR_FP, "the observations up to step %" PetscInt_FMT " give every point of the pool of rho_0 weight zero: the observations are incompatible with the model", k);
+  for (PetscInt i = 0; i < flow->M; i++) {
+    PetscReal w = PetscExpReal(flow->wlogw[i] - mx);
+    s1 += w;
+    s2 += w * w;
+  }
+  for (PetscInt i = 0; i < flow->M; i++) {
+    acc += PetscExpReal(flow->wlogw[i] - mx) / s1;
+    flow->wcum[i] = acc;
+  }
+  flow->wk = k;
+  if (stats) {
+    flow->logz[k]    = mx + PetscLogReal(s1 / flow->M);
+    flow->ess[k]     = s1 * s1 / s2;
+    flow->logz_se[k] = PetscSqrtReal(PetscMax(0, flow->M * s2 / (s1 * s1) - 1) / flow->M);
+  }
+  PetscFunctionReturn(0);
+}
+
+/* This rank's pool rows at step k = nmaps: the log-likelihood of an observation at step k, then
+   everything to every rank, then log Z_k. */
+static PetscErrorCode flow_pool_observe(Flow flow)
+{
+  PetscInt D = flow->rho0.dim, k = flow->nmaps, j = flow_obs_at(flow, k);
+
+  PetscFunctionBegin;
+  if (j >= 0) {
+    PetscReal *ll = flow->pll + j * flow->M + flow->mstart;
+    PetscCall(flow->obs.loglik(flow->obs.ctx, j, flow->mn, flow->px + flow->mstart * D, ll));
+    for (PetscInt i = 0; i < flow->mn; i++) PetscCheck(!PetscIsNanReal(ll[i]) && ll[i] < PETSC_INFINITY, PETSC_COMM_SELF, PETSC_ERR_FP, "observation %" PetscInt_FMT " (step %" PetscInt_FMT "): log-likelihood %g at pool point %" PetscInt_FMT, j, k, (double)ll[i], flow->mstart + i);
+    PetscCall(flow_pool_gather(flow, 1, flow->pll + j * flow->M));
+  }
+  PetscCall(flow_pool_weights(flow, k, PETSC_TRUE));
+  PetscFunctionReturn(0);
+}
+
+/* After FlowAddMap of map k: this rank's pool rows through it (x and the unweighted log rho_k),
+   shared, then the observation at step k. Collective. */
+static PetscErrorCode flow_pool_advance(Flow flow)
+{
+  PetscInt D = flow->rho0.dim, k = flow->nmaps;
+
+  PetscFunctionBegin;
+  PetscCall(WGFCheckAllRanks(flow->comm, FlowPush(flow, k - 1, k, flow->mn, flow->px + flow->mstart * D, flow->plr + flow->mstart), "pushing the pool of the observations"));
+  PetscCall(flow_pool_gather(flow, D, flow->px));
+  PetscCall(flow_pool_gather(flow, 1, flow->plr));
+  PetscCall(WGFCheckAllRanks(flow->comm, flow_pool_observe(flow), "weighting the pool by the observations"));
+  PetscFunctionReturn(0);
+}
+
+/*
+  FlowSetObservations - the measure at step k becomes the push of nu_k = rho_0 W_k / Z_k (MATH.md
+  sec. 9; FlowObservations in flow.h, taken over and zeroed). nu_k is sampled by importance
+  resampling from a pool of M draws of rho_0 (seed, RNG_FILTER, step 0, global indices 0..M-1),
+  exact as M grows; the pool follows the chain (FlowAddMap pushes it through each new map, each rank
+  its share of the rows), and log Z_k = log mean W_k over it (FlowGetNormalizer). Before any map;
+  FlowSetInitial first.
+
+  Collective
+*/
+PetscErrorCode FlowSetObservations(Flow flow, FlowObservations *obs, PetscInt M, uint32_t seed)
+{
+  PetscInt D = flow->rho0.dim, nobs = obs->nobs;
+
+  PetscFunctionBegin;
+  PetscCheck(D > 0, flow->comm, PETSC_ERR_ORDER, "FlowSetInitial() must come before FlowSetObservations()");
+  PetscCheck(flow->nmaps == 0 && !flow->M, flow->comm, PETSC_ERR_ORDER, "FlowSetObservations() comes once, before any map");
+  PetscCheck(M >= 2, flow->comm, PETSC_ERR_ARG_OUTOFRANGE, "the pool of the observations needs at least 2 points, not %" PetscInt_FMT, M);
+  PetscCheck(nobs >= 0 && (nobs == 0 || (obs->steps && obs->loglik)), flow->comm, PETSC_ERR_ARG_WRONG, "FlowSetObservations: observations need their steps and a log-likelihood");
+  for (PetscInt j = 0; j < nobs; j++) PetscCheck(obs->steps[j] >= 0 && (j == 0 || obs->steps[j] > obs->steps[j - 1]), flow->comm, PETSC_ERR_ARG_WRONG, "FlowSetObservations: the steps of the observations must be >= 0 and strictly increasing (observation %" PetscInt_FMT " is at step %" PetscInt_FMT ")", j, obs->steps[j]);
+  flow->obs = *obs;
+  PetscCall(PetscMemzero(obs, sizeof(*obs)));
+  flow->M  = M;
+  flow->wk = -1;
+  PetscCall(WGFSplitRows(flow->comm, M, &flow->mstart, &flow->mn));
+  PetscCall(PetscMalloc5(M * D, &flow->px0, M * D, &flow->px, M, &flow->plr0, M, &flow->plr, PetscMax(nobs, 1) * M, &flow->pll));
+  PetscCall(PetscMalloc3(flow->cap + 1, &flow->logz, flow->cap + 1, &flow->logz_se, flow->cap + 1, &flow->ess));
+  PetscCall(PetscMalloc2(M, &flow->wlogw, M, &flow->wcum));
+  PetscCall(WGFCheckAllRanks(flow->comm, flow->rho0.sample(flow->rho0.ctx, seed, RNG_FILTER, 0, 0, flow->mstart, flow->mn, flow->px0 + flow->mstart * D, flow->plr0 + flow->mstart), "drawing the pool of the observations"));
+  PetscCall(flow_pool_gather(flow, D, flow->px0));
+  PetscCall(flow_pool_gather(flow, 1, flow->plr0));
+  PetscCall(PetscArraycpy(flow->px, flow->px0, M * D));
+  PetscCall(PetscArraycpy(flow->plr, flow->plr0, M));
+  PetscCall(WGFCheckAllRanks(flow->comm, flow_pool_observe(flow), "weighting the pool by the observations"));
+  PetscFunctionReturn(0);
+}
+
+/* FlowHasObservations - whether FlowSetObservations was called. Not Collective. */
+PetscErrorCode FlowHasObservations(Flow flow, PetscBool *has)
+{
+  PetscFunctionBegin;
+  *has = flow->M ? PETSC_TRUE : PETSC_FALSE;
+  PetscFunctionReturn(0);
+}
+
+/* FlowGetNormalizer - log Z_k of the observations up to step k (0 <= k <= the maps), its standard
+   error and the effective size of the pool's weights (any may be NULL). Not Collective. */
+PetscErrorCode FlowGetNormalizer(Flow flow, PetscInt k, PetscReal *logz, PetscReal *se, PetscReal *ess)
+{
+  PetscFunctionBegin;
+  PetscCheck(flow->M, flow->comm, PETSC_ERR_ORDER, "FlowGetNormalizer: the flow has no observations");
+  PetscCheck(k >= 0 && k <= flow->nmaps, flow->comm, PETSC_ERR_ARG_OUTOFRANGE, "FlowGetNormalizer: step %" PetscInt_FMT " outside the chain of %" PetscInt_FMT " maps", k, flow->nmaps);
+  if (logz) *logz = flow->logz[k];
+  if (se) *se = flow->logz_se[k];
+  if (ess) *ess = flow->ess[k];
+  PetscFunctionReturn(0);
+}
+
+/* n draws of nu_k by importance resampling from the pool: pool indices idx [n] from the uniforms
+   of (seed, purpose, step, iter, first ...), then x0 and, at k = the last map, x and log rho_k
+   from the pool itself; below it, x0 pushed through maps 1..k. */
+static PetscErrorCode flow_sample_observed(Flow flow, PetscInt k, uint32_t seed, RNGPurpose purpose, uint32_t step, uint32_t iter, PetscInt first, PetscInt n, PetscReal x0[], PetscReal x[], PetscReal logrho[])
+{
+  PetscInt   D = flow->rho0.dim, *idx;
+  PetscReal *u;
+
+  PetscFunctionBegin;
+  PetscCall(flow_pool_weights(flow, k, PETSC_FALSE));
+  PetscCall(PetscMalloc2(n, &idx, n, &u));
+  PetscCall(RNGUniform(seed, purpose, step, iter, first, n, 1, u));
+  for (PetscInt b = 0; b < n; b++) { /* the first i with wcum[i] > u */
+    PetscInt lo = 0, hi = flow->M - 1;
+    while (lo < hi) {
+      PetscInt mid = lo + (hi - lo) / 2;
+      if (flow->wcum[mid] > u[b]) hi = mid;
+      else lo = mid + 1;
+    }
+    idx[b] = lo;
+  }
+  for (PetscInt b = 0; b < n; b++) {
+    const PetscReal *src = k == flow->nmaps ? flow->px : flow->px0;
+    PetscCall(PetscArraycpy(x + b * D, src + idx[b] * D, D));
+    if (x0) PetscCall(PetscArraycpy(x0 + b * D, flow->px0 + idx[b] * D, D));
+    if (logrho) logrho[b] = k == flow->nmaps ? flow->plr[idx[b]] : flow->plr0[idx[b]];
+  }
+  if (k < flow->nmaps) PetscCall(FlowPush(flow, 0, k, n, x, logrho));
+  if (logrho)
+    for (PetscInt b = 0; b < n; b++) logrho[b] += flow->wlogw[idx[b]] - flow->logz[k];
+  PetscCall(PetscFree2(idx, u));
+  PetscFunctionReturn(0);
+}
+
 /*
   FlowSample - n samples of rho_k: x_0 = rho_0 draws addressed by (seed, purpose, step, iter,
   global indices first ... first + n - 1) (rng.h), pushed through maps 1..k, in the flow's
-  coordinates (FlowToProblem converts them). Outputs: x0 [n][D] and logrho [n] = log rho_k(x) may
-  be NULL; x [n][D].
+  coordinates (FlowToProblem converts them). With observations, x_0 are draws of nu_k resampled
+  from the pool by those indices (MATH.md sec. 9; at the last map the pool's own positions, no
+  push). Outputs: x0 [n][D] and logrho [n] = log rho_k(x) may be NULL; x [n][D].
 
   Not Collective
 */
@@ -280,6 +497,11 @@ PetscErrorCode FlowSample(Flow flow, PetscInt k, uint32_t seed, RNGPurpose purpo
 
   PetscFunctionBegin;
   PetscCheck(D > 0, flow->comm, PETSC_ERR_ORDER, "FlowSetInitial() must come before FlowSample()");
+  if (flow->M) {
+    PetscCheck(k >= 0 && k <= flow->nmaps, flow->comm, PETSC_ERR_ARG_OUTOFRANGE, "FlowSample: step %" PetscInt_FMT " outside the chain of %" PetscInt_FMT " maps", k, flow->nmaps);
+    PetscCall(flow_sample_observed(flow, k, seed, purpose, step, iter, first, n, x0, x, logrho));
+    PetscFunctionReturn(0);
+  }
   PetscCall(flow->rho0.sample(flow->rho0.ctx, seed, purpose, step, iter, first, n, x, logrho));
   if (x0) PetscCall(PetscArraycpy(x0, x, n * D));
   PetscCall(FlowPush(flow, 0, k, n, x, logrho));
@@ -386,7 +608,8 @@ PetscErrorCode FlowInvertMap(Flow flow, PetscInt i, PetscInt n, const PetscReal 
 /*
   FlowLogDensity - log rho_k(y) at n arbitrary points y [n][D] of the problem's coordinates
   (MATH.md sec. 5): to the flow's, u = T^{-1}(y), invert maps k, ..., 1, then log rho_k(y) =
-  log rho_0(x_0) - sum_i log det Hess psi_i(x_{i-1}) - log |det DT(u)|. A point where any
+  log rho_0(x_0) - sum_i log det Hess psi_i(x_{i-1}) - log |det DT(u)|; with observations, plus
+  log W_k(x_0) - log Z_k (MATH.md sec. 9), the likelihoods taken at the inverted positions. A point where any
   inversion did not converge gets converged = PETSC_FALSE and logrho = NaN, never a number.
 
   Not Collective
@@ -408,7 +631,13 @@ PetscErrorCode FlowLogDensity(Flow flow, PetscInt k, PetscInt n, const PetscReal
     PetscCall(flow->coords.inverse(flow->coords.ctx, n, y, x));
     PetscCall(flow->coords.forward(flow->coords.ctx, n, x, xp, sum));
   } else PetscCall(PetscArraycpy(x, y, n * D));
-  for (PetscInt i = k; i >= 1; i--) {
+  for (PetscInt i = k; i >= 0; i--) {
+    PetscInt j = flow->M ? flow_obs_at(flow, i) : -1;
+    if (j >= 0) { /* x holds x_i: the log-likelihood of the observation at step i, subtracted from sum */
+      PetscCall(flow->obs.loglik(flow->obs.ctx, j, n, x, ld));
+      for (PetscInt b = 0; b < n; b++) sum[b] -= ld[b];
+    }
+    if (i == 0) break;
     PetscCall(FlowInvertMap(flow, i, n, x, xp, ld, ci));
     for (PetscInt b = 0; b < n; b++) {
       sum[b] += ld[b];
@@ -417,6 +646,8 @@ PetscErrorCode FlowLogDensity(Flow flow, PetscInt k, PetscInt n, const PetscReal
     PetscCall(PetscArraycpy(x, xp, n * D));
   }
   PetscCall(flow->rho0.logdensity(flow->rho0.ctx, n, x, logrho, NULL));
+  if (flow->M)
+    for (PetscInt b = 0; b < n; b++) sum[b] += flow->logz[k];
   for (PetscInt b = 0; b < n; b++) logrho[b] = converged[b] ? logrho[b] - sum[b] : (PetscReal)NAN;
   PetscCall(PetscFree5(x, xp, ld, sum, ci));
   PetscFunctionReturn(0);

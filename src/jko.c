@@ -339,15 +339,18 @@ static PetscErrorCode jko_adam(JKO jko, PetscReal lr, PetscInt t)
    for any number of ranks; it is pushed through the new map once per step. */
 static PetscErrorCode jko_resident_update(JKO jko, PetscInt k)
 {
-  PetscInt nd = jko->n * jko->D;
+  PetscInt  nd = jko->n * jko->D;
+  PetscBool observed;
 
   PetscFunctionBegin;
   if (jko->res_step == k) PetscFunctionReturn(0);
   PetscCall(PetscLogEventBegin(WGF_Sample, 0, 0, 0, 0));
   /* block by block, so that pushing step by step and drawing afresh through maps 1..k (after a
      restart) do the same operations on the same blocks: the same numbers, bit for bit */
+  PetscCall(FlowHasObservations(jko->flow, &observed));
   for (PetscInt it = 0; it < jko->iters; it++) {
-    if (jko->res_step >= 0 && jko->res_step < k) PetscCall(FlowPushSamples(jko->flow, jko->res_step, k, jko->n, jko->res_x + it * nd));
+    if (observed) PetscCall(FlowSample(jko->flow, k, jko->seed, RNG_POOL, (uint32_t)k, 0, it * jko->batch + jko->start, jko->n, NULL, jko->res_x + it * nd, NULL)); /* new weights at every step: redrawn */
+    else if (jko->res_step >= 0 && jko->res_step < k) PetscCall(FlowPushSamples(jko->flow, jko->res_step, k, jko->n, jko->res_x + it * nd));
     else {
       PetscCall(FlowSample(jko->flow, 0, jko->seed, RNG_POOL, 0, 0, it * jko->batch + jko->start, jko->n, NULL, jko->res_x + it * nd, NULL));
       PetscCall(FlowPushSamples(jko->flow, 0, k, jko->n, jko->res_x + it * nd));
@@ -370,17 +373,24 @@ static PetscErrorCode jko_resident_update(JKO jko, PetscInt k)
 }
 
 /* This rank's slice of the global minibatch of iteration it of step `step` from rho_k: fresh
-   draws x_0 pushed through maps 1..k, or the it-th block of the resident particles. */
+   draws x_0 pushed through maps 1..k (with observations: resampled from the flow's pool, MATH.md
+   sec. 9), or the it-th block of the resident particles. */
 static PetscErrorCode jko_minibatch(JKO jko, RNGPurpose purpose, PetscInt k, PetscInt step, PetscInt it, const PetscReal **x)
 {
+  PetscBool observed;
+
   PetscFunctionBegin;
   if (jko->resident && purpose == RNG_BATCH) {
     *x = jko->res_x + jko->res_perm[it] * jko->n * jko->D;
     PetscFunctionReturn(0);
   }
   PetscCall(PetscLogEventBegin(WGF_Sample, 0, 0, 0, 0));
-  PetscCall(FlowSample(jko->flow, 0, jko->seed, purpose, (uint32_t)step, (uint32_t)it, jko->start, jko->n, NULL, jko->x, NULL));
-  PetscCall(FlowPushSamples(jko->flow, 0, k, jko->n, jko->x));
+  PetscCall(FlowHasObservations(jko->flow, &observed));
+  if (observed) PetscCall(FlowSample(jko->flow, k, jko->seed, purpose, (uint32_t)step, (uint32_t)it, jko->start, jko->n, NULL, jko->x, NULL)); /* resampled from the pool at step k */
+  else {
+    PetscCall(FlowSample(jko->flow, 0, jko->seed, purpose, (uint32_t)step, (uint32_t)it, jko->start, jko->n, NULL, jko->x, NULL));
+    PetscCall(FlowPushSamples(jko->flow, 0, k, jko->n, jko->x));
+  }
   PetscCall(PetscLogEventEnd(WGF_Sample, 0, 0, 0, 0));
   *x = jko->x;
   PetscFunctionReturn(0);

@@ -131,6 +131,17 @@ PetscErrorCode ProblemSetBeta(Problem p, PetscReal beta)
   PetscFunctionReturn(0);
 }
 
+/* ProblemSetTimeStep - the time step h of the flow (-jko_h), for a type whose data live on the
+   time grid (filtering: the observation times must be multiples of h); before ProblemSetUpFlow.
+   Not Collective. */
+PetscErrorCode ProblemSetTimeStep(Problem p, PetscReal h)
+{
+  PetscFunctionBegin;
+  PetscCheck(h > 0 && !PetscIsInfOrNanReal(h), p->comm, PETSC_ERR_USER_INPUT, "-jko_h %g must be finite and > 0", (double)h);
+  p->h = h;
+  PetscFunctionReturn(0);
+}
+
 /*
   ProblemSetFromOptions - the type from -problem (default ou; -help lists the registered types),
   then the problem itself from the type's options -<type>_* or -<type>_problem_file.
@@ -292,8 +303,9 @@ PetscErrorCode ProblemCreateCoordinates(Problem p, Coordinates *c)
   PetscFunctionReturn(0);
 }
 
-/* ProblemSetUpFlow - rho_0 and the coordinates of the problem onto a flow (which takes them over).
-   Not Collective. */
+/* ProblemSetUpFlow - rho_0 and the coordinates of the problem onto a flow (which takes them over),
+   and the type's observations if it has any. Not Collective; Collective for a type with
+   observations (the pool of FlowSetObservations). */
 PetscErrorCode ProblemSetUpFlow(Problem p, Flow flow)
 {
   Measure     rho0 = {0};
@@ -304,6 +316,7 @@ PetscErrorCode ProblemSetUpFlow(Problem p, Flow flow)
   PetscCall(FlowSetInitial(flow, &rho0));
   PetscCall(ProblemCreateCoordinates(p, &c));
   PetscCall(FlowSetCoordinates(flow, &c));
+  if (p->ops.setupflow) PetscCall(p->ops.setupflow(p, flow));
   PetscFunctionReturn(0);
 }
 

@@ -364,9 +364,11 @@ PetscErrorCode RunSetFromOptions(Run app)
   PetscCall(PetscSNPrintf(app->columns, sizeof(app->columns), "%s,%s%s%s", hist_head, metrics, nmetrics ? "," : "", hist_tail));
   PetscCall(FlowCreate(app->comm, &app->flow));
   PetscCall(FlowSetFromOptions(app->flow));
-  PetscCall(ProblemSetUpFlow(app->problem, app->flow));
   PetscCall(JKOCreate(app->comm, &app->jko));
   PetscCall(JKOSetFromOptions(app->jko));
+  PetscCall(JKOGetSettings(app->jko, NULL, &app->h, NULL, NULL));
+  PetscCall(ProblemSetTimeStep(app->problem, app->h));
+  PetscCall(ProblemSetUpFlow(app->problem, app->flow));
   PetscCall(JKOSetFlow(app->jko, app->flow));
   PetscCall(JKOSetPotential(app->jko, V));
   PetscCall(JKOSetSeed(app->jko, (uint32_t)app->seed));
@@ -378,6 +380,20 @@ PetscErrorCode RunSetFromOptions(Run app)
   PetscCall(JKOSetStopFlag(app->jko, &stop_requested));
   PetscCall(app_check_unused_options(app));
   PetscCall(PetscOptionsHasName(NULL, NULL, "-help", &app->help_only));
+  PetscFunctionReturn(0);
+}
+
+/* The resident particles from rho_{k-1} to rho_k: pushed through map k, or, with observations
+   (whose weights change at observation steps), drawn afresh from nu_k by their global indices
+   (FlowSample at step k: the pool's own positions, no push). */
+static PetscErrorCode app_advance_particles(Run app, PetscInt k)
+{
+  PetscBool observed;
+
+  PetscFunctionBegin;
+  PetscCall(FlowHasObservations(app->flow, &observed));
+  if (observed) PetscCall(FlowSample(app->flow, k, (uint32_t)app->seed, RNG_PARTICLES, (uint32_t)k, 0, app->pstart, app->pn, app->x0, app->x, app->logrho));
+  else PetscCall(FlowPush(app->flow, k - 1, k, app->pn, app->x, app->logrho));
   PetscFunctionReturn(0);
 }
 
@@ -473,7 +489,7 @@ PetscErrorCode RunSolve(Run app)
       PetscCall(PetscPrintf(app->comm, "stopped by a signal inside step %" PetscInt_FMT ": checkpoint %s written; continue with -restart %s\n", k, app->last, app->out_dir));
       break;
     }
-    PetscCall(WGFCheckAllRanks(app->comm, FlowPush(app->flow, k - 1, k, app->pn, app->x, app->logrho), "pushing the particles"));
+    PetscCall(WGFCheckAllRanks(app->comm, app_advance_particles(app, k), "pushing the particles"));
     row[0] = k, row[1] = k * app->h, row[2] = info.loss, row[3] = info.w2, row[4] = info.potential, row[5] = info.entropy;
     app->map_loss[k - 1] = info.loss;
     iters_per_s += info.its_per_second;

@@ -10,6 +10,19 @@
 
 typedef struct _p_Flow *Flow;
 
+/* Observations on the flow (MATH.md sec. 9, filtering): the measure at step k is the push of
+   nu_k = rho_0 W_k / Z_k with log W_k(x_0) = sum over the observations j with steps[j] <= k of
+   loglik(j, x_{steps[j]}), x_i the point's position after maps 1..i (in the flow's coordinates).
+   steps [nobs], strictly increasing, is PetscMalloc'd and taken over with the struct; loglik gives
+   ll [n] at n points x [n][D] (Not Collective); destroy frees ctx (may be NULL). */
+typedef struct {
+  PetscInt  nobs;
+  PetscInt *steps;
+  void     *ctx;
+  PetscErrorCode (*loglik)(void *ctx, PetscInt j, PetscInt n, const PetscReal x[], PetscReal ll[]);
+  PetscErrorCode (*destroy)(void *ctx);
+} FlowObservations;
+
 PetscErrorCode FlowCreate(MPI_Comm, Flow *);
 PetscErrorCode FlowDestroy(Flow *);
 PetscErrorCode FlowSetFromOptions(Flow);
@@ -19,6 +32,9 @@ PetscErrorCode FlowGetInitial(Flow, const Measure **);
 PetscErrorCode FlowSetCoordinates(Flow, Coordinates *);
 PetscErrorCode FlowHasCoordinates(Flow, PetscBool *);
 PetscErrorCode FlowToProblem(Flow, PetscInt, PetscReal[], PetscReal[]);
+PetscErrorCode FlowSetObservations(Flow, FlowObservations *, PetscInt, uint32_t);
+PetscErrorCode FlowHasObservations(Flow, PetscBool *);
+PetscErrorCode FlowGetNormalizer(Flow, PetscInt, PetscReal *, PetscReal *, PetscReal *);
 PetscErrorCode FlowSetNetwork(Flow, ICNN);
 PetscErrorCode FlowAddMap(Flow, const PetscReal[]);
 PetscErrorCode FlowGetNumMaps(Flow, PetscInt *);

@@ -26,6 +26,7 @@ PetscErrorCode ProblemSetType(Problem, const char[]);
 PetscErrorCode ProblemGetType(Problem, const char **);
 PetscErrorCode ProblemSetSeed(Problem, uint32_t);
 PetscErrorCode ProblemSetBeta(Problem, PetscReal);
+PetscErrorCode ProblemSetTimeStep(Problem, PetscReal);
 PetscErrorCode ProblemSetFromOptions(Problem);
 PetscErrorCode ProblemLoad(Problem, const char[]);
 PetscErrorCode ProblemSame(Problem, Problem, PetscBool *, const char **);
@@ -40,6 +41,8 @@ PetscErrorCode ProblemGetMetrics(Problem, PetscInt *, const char **);
 PetscErrorCode ProblemGetReference(Problem, PetscReal, Measure *);
 PetscErrorCode ProblemEvaluate(Problem, const Measure *, PetscInt, PetscReal, PetscInt, PetscReal[]);
 PetscErrorCode ProblemMonitor(Problem, PetscInt, PetscReal, const PetscReal[]);
+PetscErrorCode ProblemFilteringGetObservations(Problem, PetscInt *, const PetscReal **, const PetscReal **, PetscReal *, PetscReal *);
+PetscErrorCode ProblemFilteringChangCooper(Problem, PetscInt, const PetscReal[], PetscInt *, PetscReal **, PetscReal **);
 PetscErrorCode ProblemTypeFromFile(MPI_Comm, const char[], char[], size_t);
 
 #endif

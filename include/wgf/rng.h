@@ -18,7 +18,8 @@ typedef enum {
   RNG_TARGET    = 7, /* samples of the exact (target) law */
   RNG_POOL      = 8, /* the resident minibatch pool of a JKO step */
   RNG_BASELINE  = 9, /* the particles and noise of the baselines (MATH.md sec. 10) */
-  RNG_DATA      = 10 /* the data minibatches of a stochastic potential (MATH.md sec. 8) */
+  RNG_DATA      = 10, /* the data minibatches of a stochastic potential (MATH.md sec. 8) */
+  RNG_FILTER    = 11  /* filtering: the pool of rho_0 draws and the hidden path (MATH.md sec. 9) */
 } RNGPurpose;
 
 /* One Philox4x32-10 block: out = philox(ctr, key). */

@@ -3,3 +3,4 @@
 WGF_PROBLEM(ou)
 WGF_PROBLEM(mixture)
 WGF_PROBLEM(blr)
+WGF_PROBLEM(filtering)

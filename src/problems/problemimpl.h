@@ -27,6 +27,9 @@ typedef struct {
   PetscErrorCode (*initial)(Problem, Measure *);
   /* optional: the flow's own coordinates u, theta = T(u); initial and V are then in u */
   PetscErrorCode (*coordinates)(Problem, Coordinates *);
+  /* optional: what else the flow needs of the problem (observations, FlowSetObservations), after
+     rho_0 and the coordinates; the time step is p->h (ProblemSetTimeStep) */
+  PetscErrorCode (*setupflow)(Problem, Flow);
   PetscErrorCode (*destroy)(Problem);
 } ProblemOps;
 
@@ -35,6 +38,7 @@ struct _p_Problem {
   char       type[64];
   uint32_t   seed;
   PetscReal  beta;
+  PetscReal  h; /* the time step of the flow (ProblemSetTimeStep; 0: not given) */
   ProblemOps ops;
   void      *data;
   PetscBool  built;     /* setfromoptions or load has run */
