@@ -9,7 +9,9 @@ and the columns of /history must agree to a relative difference max|a - b| / max
 with NaN in the same places (--rel-tol changes the bound: 1e-5 for -icnn_precision single). The compared history columns are the loss terms (loss, w2_term,
 potential_term, entropy_term), which the brief requires, and also step, t and the metrics
 (KL both ways, symkl, energy_distance, not_converged), whose samples are drawn by global index
-as well; only 'seconds' (wall-clock time) is left out.
+as well; only 'seconds' (wall-clock time) is left out. A run with observations (-problem
+filtering) also has /normalizer/log_z, log_z_se and ess, compared in the same way
+(wgf_runner.optional_state).
 
 So that the test can fail at all, a run with another seed must give maps that differ from the
 first run's by a relative difference above 1e-3.
@@ -43,6 +45,7 @@ def load(path):
             data["maps/%s/params" % k] = f["maps"][k]["params"][()]
         for name in ("x0", "x", "logrho"):
             data["particles/" + name] = f["particles"][name][()]
+        data.update(wr.optional_state(f))
         hist = f["history"][()]
         cols = wr.attr_str(f["history"].attrs["columns"]).split(",")
     for j, c in enumerate(cols):

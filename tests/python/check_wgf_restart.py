@@ -48,12 +48,23 @@ every /maps/<kkkk>/params (the same set of maps), /particles/x, /particles/logrh
      -seed, -particles, a different problem (-ou_problem_file) or problem type (-problem) stops
      (with --opts of a mixture protocol: -mixture_dim, -mixture_problem_file, -mixture_std,
      -mixture_centers instead of the -ou_* options; with a blr protocol: another training file,
-     -blr_prior_rate, -blr_data_batch, a -blr_problem_file with another prior) with a non-zero status
+     -blr_prior_rate, -blr_data_batch, a -blr_problem_file with another prior; with a filtering
+     protocol: -filter_dim, a -filtering_problem_file with other observations, -filter_pool,
+     -filter_t_final, -filter_obs_every) with a non-zero status
      and a message naming the option, and leaves the folder byte-identical; a changed
      -jko_lr, -jko_steps (3 and 5) or -eval_samples is accepted, shows in /config, and acts
      (lr: maps 3, 4 differ from the reference; jko_steps 3: ckpt_0003.h5 bitwise the
      reference's, no ckpt_0004.h5; jko_steps 5: maps 1..4 bitwise the reference's;
-     eval_samples: maps and particles bitwise the reference's, the metrics of steps 3, 4 not).
+     eval_samples: maps and particles bitwise the reference's, the metrics of steps 3, 4 not; for
+     filtering, whose metrics are on the Chang-Cooper grid, everything bitwise).
+
+With a filtering protocol (input/filtering_tiny.opts: observations at steps 2 and 4) the
+restarts cross observation steps: (d) and (e) restart bit for bit from inside step 2 (before the
+first observation, ckpt_0001_<iiiiii>.h5 and ckpt_0001_000500.h5) and continue across steps 2
+and 4; (b) from the newest checkpoint after the kill (inside step 3 or later: after step 2's
+observation, before step 4's); (c) from ckpt_0002.h5 (written at the first observation step) and
+ckpt_0001_000020.h5 (inside step 2) on other rank counts. The compared arrays include
+/normalizer (log_z, log_z_se, ess), the weights of the observations.
 
 The wgf ranks are found as the descendants of this script's launcher process whose executable
 is WGF_PATH (other runs of the same binary on the machine are never touched).
@@ -91,6 +102,10 @@ CKPT_NAME = re.compile(r"^ckpt_(\d{4})(?:_(\d{6}))?\.h5$")
 DEBRIS_NAME = re.compile(r"^ckpt_\d{4}(?:_\d{6})?\.h5\.partial(?:\.locktest\.\d+)?$")
 # The ParaView files beside the checkpoints (and, after a kill, the temporary file of one).
 PARAVIEW_NAME = re.compile(r"^(?:ckpt_\d{4}\.xmf|flow\.xmf)(?:\.partial)?$")
+# The prefix of a problem type's options where it is not the type's name (-filter_dim, ...).
+OPTION_PREFIX = {"filtering": "filter"}
+# Problem types whose metrics are computed on a grid, without samples (-eval_samples acts on none).
+GRID_METRICS = ("filtering",)
 
 
 
@@ -230,6 +245,7 @@ def load_state(path):
         for n in ("x", "logrho", "x0"):
             data["particles/" + n] = f["particles"][n][()]
         data["state/theta"] = f["state/theta"][()]
+        data.update(wr.optional_state(f))
         hist = f["history"][()]
         cols = wr.attr_str(f["history"].attrs["columns"]).split(",")
     for j, c in enumerate(cols[:-1]):
@@ -548,11 +564,16 @@ def part_options(check, args, tmp, short):
     for n in ("ckpt_0001.h5", "ckpt_0002.h5"):
         shutil.copy2(os.path.join(sdir, n), g)
     # another problem of the same type: the checkpoint's /problem with its first matrix (OU: A,
-    # mixture: the centres) scaled by 1.25, or (blr) its prior rate halved
+    # mixture: the centres) scaled by 1.25, or (blr) its prior rate halved, or (filtering) the
+    # whole /problem group (its attributes too) with the observations y scaled by 1.25
     ptype = wr.read_options_file(args.opts).get("problem", "ou")
+    oprefix = OPTION_PREFIX.get(ptype, ptype)
     prob = os.path.join(tmp, "other_problem.h5")
     with h5py.File(os.path.join(g, "ckpt_0002.h5"), "r") as f, h5py.File(prob, "w") as p:
-        if ptype == "blr":
+        if ptype == "filtering":
+            f.copy("problem", p)
+            p["problem/observations/y"][...] = f["problem/observations/y"][()] * 1.25
+        elif ptype == "blr":
             q = p.create_group("problem")
             for k, v in f["problem"].attrs.items():
                 q.attrs[k] = v
@@ -562,7 +583,7 @@ def part_options(check, args, tmp, short):
             scaled = {"ou": "A", "mixture": "centers"}[ptype]
             for n in f["problem"]:
                 p.create_dataset("problem/" + n, data=f["problem"][n][()] * (1.25 if n == scaled else 1.0))
-    dim_case = [(["-%s_dim" % ptype, "3"], "-%s_dim" % ptype, (1, 2))]
+    dim_case = [(["-%s_dim" % oprefix, "3"], "-%s_dim" % oprefix, (1, 2))]
     if ptype == "blr":  # no dimension option: the data give it; another data file (one label flipped) instead
         other = os.path.join(tmp, "other_train.h5")
         with h5py.File(train, "r") as f, h5py.File(other, "w") as o:
@@ -586,6 +607,9 @@ def part_options(check, args, tmp, short):
     cases += dim_case
     if ptype == "mixture":
         cases += [(["-mixture_std", "2"], "-mixture_std", (1,)), (["-mixture_centers", "4"], "-mixture_centers", (1,))]
+    if ptype == "filtering":
+        cases += [(["-filter_pool", "999"], "-filter_pool", (1,)), (["-filter_t_final", "0.8"], "-filter_t_final", (1,)),
+                  (["-filter_obs_every", "0.1"], "-filter_obs_every", (1,))]
     for extra, expect, ranks in cases:
         for nranks in ranks:
             before, pbefore = wr.snapshot(g), wr.snapshot(prob)
@@ -620,6 +644,10 @@ def part_options(check, args, tmp, short):
                 pb, _, _ = compare(got, ref, only=["maps/%04d" % j for j in range(1, 5)])
                 ok = last == "ckpt_0005.h5" and not pb
                 detail += "; maps 1..4 %s" % ("; ".join(pb[:3]) or "bitwise the reference's")
+            elif ptype in GRID_METRICS:  # metrics on a grid, not sampled: -eval_samples changes nothing
+                pb, _, _ = compare(got, ref)
+                ok = last == "ckpt_0004.h5" and not pb
+                detail += "; everything %s (the %s metrics are on a grid)" % ("; ".join(pb[:3]) or "bitwise the reference's", ptype)
             else:
                 keep = [n for n in ref if not n.startswith("history:")] + ["history:loss", "history:w2_term"]
                 pb, _, _ = compare(got, ref, only=keep)

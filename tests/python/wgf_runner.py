@@ -147,6 +147,15 @@ def read_options_file(path):
     return opts
 
 
+def write_options_file(path, opts):
+    """A PETSc options file at path with the options of the dict opts (name -> value string, ''
+    for flags, as read_options_file gives them), one a line."""
+    with open(path, "w") as f:
+        for name, value in opts.items():
+            f.write("-%s%s\n" % (name, (" " + value) if value != "" else ""))
+    return path
+
+
 def checkpoints(out_dir):
     """The ckpt_<kkkk>.h5 files in out_dir, sorted by step."""
     return sorted(glob.glob(os.path.join(out_dir, "ckpt_[0-9][0-9][0-9][0-9].h5")))
@@ -322,9 +331,28 @@ def tail(log, n=40):
     return "\n".join(lines[-n:])
 
 
+# Groups of a checkpoint whose every dataset belongs to the state that a restart or another rank
+# count must reproduce, when the run has them: /normalizer (log_z, log_z_se, ess per step) of a
+# flow with observations (-problem filtering).
+OPTIONAL_STATE_GROUPS = ("normalizer",)
+
+
+def optional_state(f):
+    """The datasets of the OPTIONAL_STATE_GROUPS present in the open checkpoint f, as
+    '<group>/<name>' -> array."""
+    data = {}
+    for g in OPTIONAL_STATE_GROUPS:
+        if g in f:
+            for n in f[g]:
+                if isinstance(f[g][n], h5py.Dataset):
+                    data[g + "/" + n] = f[g][n][()]
+    return data
+
+
 def checkpoint_state(path):
     """The arrays of a checkpoint that a bit-for-bit restart must reproduce: the maps, the particles,
-    the network being trained and the /history columns but seconds."""
+    the network being trained, the /history columns but seconds and, if present, the
+    OPTIONAL_STATE_GROUPS (/normalizer)."""
     data = {}
     with h5py.File(path, "r") as f:
         for k in f["maps"]:
@@ -332,6 +360,7 @@ def checkpoint_state(path):
         for n in ("x", "x0", "logrho"):
             data["particles/" + n] = f["particles"][n][()]
         data["state/theta"] = f["state/theta"][()]
+        data.update(optional_state(f))
         hist = f["history"][()]
         cols = attr_str(f["history"].attrs["columns"]).split(",")
     for j, c in enumerate(cols):
