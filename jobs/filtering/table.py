@@ -2,7 +2,8 @@
 """Tabulate the filtering study of jobs/filtering/run_sequences.sh (README "Nonlinear filtering").
 
 For every sequence (seed) found in OUT: the SymKL to the Chang-Cooper density at the last time
-(the last row of /history) of wgf (the newest step checkpoint of wgf_s<SEED><TAG>/) and of each
+(the last row of /history) of wgf (the newest step checkpoint of wgf_s<SEED><TAG>/, left out
+until it reaches the problem's t_final) and of each
 particle filter file pf<N>_s<SEED>.h5, with wall times (wgf: the 'wall' line of its log; a
 particle filter: its 'seconds' attribute). Prints one row per sequence, then the median, mean
 and standard error of the mean per method, beside the paper's figures, as a Markdown table.
@@ -38,6 +39,10 @@ def wgf_result(out, seed, tag):
     if not ck:
         return None
     t, s = last_symkl(ck[-1])
+    with h5py.File(ck[-1], "r") as f:
+        t_final = float(f["problem"].attrs["t_final"])
+    if not np.isfinite(s) or abs(t - t_final) > 1e-9 * t_final:  # a run still going
+        return None
     wall = None
     if os.path.exists(d + ".log"):
         walls = re.findall(r"^wall (\d+) s", open(d + ".log").read(), re.M)

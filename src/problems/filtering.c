@@ -18,7 +18,7 @@ typedef struct {
   PetscReal *t, *y;     /* [m], [m][D] */
   PetscReal  noise;     /* their std */
   PetscReal  t_final;   /* the end of the filtering problem: observations lie in [0, t_final] */
-  PetscReal  every;     /* simulated observations: their spacing */
+  PetscReal  every;     /* simulated observations: their spacing (0: read from a file) */
   PetscInt   pool;      /* points of the pool of rho_0 (FlowSetObservations) */
   uint32_t   pool_seed; /* its seed (the run's -seed) */
   PetscReal  L, cc_dx, cc_dt; /* the Chang-Cooper reference: [-L, L], its cell width and time step */
@@ -214,6 +214,7 @@ static PetscErrorCode filter_load(Problem p, const char opt[], const char file[]
   PetscCall(H5IOReadAttrReal(f, file, "/problem", "cc_dx", &fd->cc_dx));
   PetscCall(H5IOReadAttrReal(f, file, "/problem", "cc_dt", &fd->cc_dt));
   PetscCall(H5IOReadAttrString(f, file, "/problem", "observations", fd->obs_source, sizeof(fd->obs_source)));
+  PetscCall(H5IOReadAttrReal(f, file, "/problem", "obs_every", &fd->every));
   PetscCall(H5IOClose(&f));
   fd->pool      = pool;
   fd->pool_seed = (uint32_t)seed;
@@ -235,6 +236,8 @@ static PetscErrorCode filter_load(Problem p, const char opt[], const char file[]
     -filter_cc_L, -filter_cc_dx, -filter_cc_dt   the Chang-Cooper reference on [-L, L] (5, 5e-3, 1e-3)
     -filtering_problem_file F  the whole problem from the /problem group of a checkpoint (what
                              -restart uses); the options above, if given, must agree with it
+                             (the -filter_cc_* options, which only define the metrics' reference,
+                             may change)
 */
 static PetscErrorCode filter_setfromoptions(Problem p)
 {
@@ -264,7 +267,9 @@ static PetscErrorCode filter_setfromoptions(Problem p)
     PetscCheck(!has_D || D == p->dim, p->comm, PETSC_ERR_USER_INPUT, "-filter_dim %" PetscInt_FMT " disagrees with -filtering_problem_file %s (D = %" PetscInt_FMT ")", D, file, p->dim);
     PetscCheck(!has_tf || tf == fd->t_final, p->comm, PETSC_ERR_USER_INPUT, "-filter_t_final %g disagrees with -filtering_problem_file %s (%g)", (double)tf, file, (double)fd->t_final);
     PetscCheck(!has_pool || pool == fd->pool, p->comm, PETSC_ERR_USER_INPUT, "-filter_pool %" PetscInt_FMT " disagrees with -filtering_problem_file %s (%" PetscInt_FMT ")", pool, file, fd->pool);
-    PetscCheck(!has_noise && !has_every, p->comm, PETSC_ERR_USER_INPUT, "-filter_noise_std and -filter_obs_every simulate observations: -filtering_problem_file %s has its own", file);
+    /* a restart given the first run's command line again: the simulation's settings must be the file's */
+    PetscCheck(!has_noise || noise == fd->noise, p->comm, PETSC_ERR_USER_INPUT, "-filter_noise_std %g disagrees with -filtering_problem_file %s, whose observations have noise std %g", (double)noise, file, (double)fd->noise);
+    PetscCheck(!has_every || every == fd->every, p->comm, PETSC_ERR_USER_INPUT, "-filter_obs_every %g disagrees with -filtering_problem_file %s, whose observations %s", (double)every, file, fd->every > 0 ? "were simulated with another spacing" : "came from a file");
     if (has_obs) { /* the given observations must be the file's */
       Problem   q;
       PetscBool same = PETSC_TRUE;
@@ -327,14 +332,14 @@ static PetscErrorCode filter_loadfile(Problem p, const char path[])
 static PetscErrorCode filter_steps(Problem p, PetscInt **steps)
 {
   FilterData *fd  = (FilterData *)p->data;
-  const char *src = fd->obs_source[0] ? fd->obs_source : "the simulated observations";
+  const char *opt = fd->obs_source[0] ? "-filter_observations " : "", *src = fd->obs_source[0] ? fd->obs_source : "the simulated observations";
 
   PetscFunctionBegin;
   PetscCheck(p->h > 0, p->comm, PETSC_ERR_ORDER, "the filtering problem needs the time step (ProblemSetTimeStep) before its flow");
   PetscCall(PetscMalloc1(PetscMax(fd->m, 1), steps));
   for (PetscInt j = 0; j < fd->m; j++) {
     PetscReal q = fd->t[j] / p->h, r = PetscFloorReal(q + 0.5);
-    PetscCheck(PetscAbsReal(q - r) <= 1e-6, p->comm, PETSC_ERR_USER_INPUT, "%s: /observations/t[%" PetscInt_FMT "] = %g is not a multiple of -jko_h %g (observations are taken at the end of a JKO step)", src, j, (double)fd->t[j], (double)p->h);
+    PetscCheck(PetscAbsReal(q - r) <= 1e-6, p->comm, PETSC_ERR_USER_INPUT, "%s%s: /observations/t[%" PetscInt_FMT "] = %g is not a multiple of -jko_h %g (observations are taken at the end of a JKO step)", opt, src, j, (double)fd->t[j], (double)p->h);
     (*steps)[j] = (PetscInt)r;
   }
   PetscFunctionReturn(0);
@@ -508,6 +513,7 @@ static PetscErrorCode filter_write(Problem p, hid_t file, hid_t g)
   PetscCall(H5IOWriteAttrString(g, "V", "sum_d sin(2 pi x_d)/pi + x_d^2/4, beta = 1; rho_0 = N(mu0, S0); observations y_j = X(t_j) + N(0, noise_std^2 I)"));
   PetscCall(H5IOWriteAttrString(g, "observations", fd->obs_source[0] ? fd->obs_source : "simulated from -seed"));
   PetscCall(H5IOWriteAttrReal(g, "t_final", fd->t_final));
+  PetscCall(H5IOWriteAttrReal(g, "obs_every", fd->obs_source[0] ? 0 : fd->every));
   PetscCall(H5IOWriteAttrReal(g, "h", p->h));
   PetscCall(H5IOWriteAttrInt(g, "pool", fd->pool));
   PetscCall(H5IOWriteAttrInt(g, "pool_seed", (PetscInt)fd->pool_seed));

@@ -7,7 +7,7 @@ jobs/ and tests/ link to the sources, runs/ starts empty and HOME is the scratch
 commands are run as written, with these changes only:
   - wgf runs (and parameter studies) get options that make them small (SHRINK: 20 iterations per
     step, 64 particles, widths 16,16) after their own, which PETSc lets override the protocol's;
-    wgf-baseline gets -em_particles 500;
+    wgf-baseline gets -em_particles 500 -pf_particles 500;
   - ../shared/data/NAME.h5 (the paper's data sets, beside the repository) is linked when it
     exists, else replaced by a synthetic data set of the same name (jobs/posterior/synthetic.py);
   - python3 is the interpreter given (--python; one with numpy, h5py and matplotlib).
@@ -54,7 +54,7 @@ def adapt(cmd):
     if any(w == "build/bin/wgf" or w.endswith("param_study.py") for w in words):  # the study's options after -- go to wgf
         cmd += " " + SHRINK
     if any(w == "build/bin/wgf-baseline" for w in words):
-        cmd += " -em_particles 500"
+        cmd += " -em_particles 500 -pf_particles 500"
     return cmd
 
 
