@@ -229,11 +229,10 @@ PetscErrorCode FilterChangCooper(Potential V, PetscReal beta, PetscReal xmin, Pe
 
 /* ---------------------------------------------------------------- the bootstrap particle filter */
 
-/* Workspace of the particle filter: counts and displacements of the gathers [size] (rows, reals),
-   the gathered log weights / cumulative weights [N] and positions [N][D], the local log weights. */
+/* Workspace of the particle filter: the gathered log weights / cumulative weights [N] and
+   positions [N][D] (WGFAllgatherRows). */
 typedef struct {
-  PetscMPIInt *cnt, *dsp, *cntD, *dspD;
-  PetscReal   *lw, *LW, *X;
+  PetscReal *LW, *X;
 } PFWork;
 
 /* Weights at observation j and systematic resampling over the global set (MATH.md sec. 10): every
@@ -247,18 +246,16 @@ static PetscErrorCode filter_pf_resample(MPI_Comm comm, PFWork *wk, PetscInt D, 
   const PetscReal s2 = noise_std * noise_std, lc = -0.5 * D * PetscLogReal(2 * PETSC_PI * s2);
   PetscReal       lmax = -PETSC_MAX_REAL, total = 0, u;
   PetscInt        a = 0;
-  PetscMPIInt     nl, nlD;
 
   PetscFunctionBegin;
   for (PetscInt i = 0; i < n; i++) {
     PetscReal d2 = 0;
     for (PetscInt d = 0; d < D; d++) d2 += (x[i * D + d] - y[d]) * (x[i * D + d] - y[d]);
-    wk->lw[i] = lc - 0.5 * d2 / s2;
+    wk->LW[first + i] = lc - 0.5 * d2 / s2;
   }
-  PetscCall(PetscMPIIntCast(n, &nl));
-  PetscCall(PetscMPIIntCast(n * D, &nlD));
-  PetscCallMPI(MPI_Allgatherv(wk->lw, nl, MPIU_REAL, wk->LW, wk->cnt, wk->dsp, MPIU_REAL, comm));
-  PetscCallMPI(MPI_Allgatherv(x, nlD, MPIU_REAL, wk->X, wk->cntD, wk->dspD, MPIU_REAL, comm));
+  PetscCall(PetscArraycpy(wk->X + first * D, x, n * D));
+  PetscCall(WGFAllgatherRows(comm, first, n, 1, wk->LW));
+  PetscCall(WGFAllgatherRows(comm, first, n, D, wk->X));
   /* from here on every rank does the same arithmetic on the same numbers in global order */
   for (PetscInt i = 0; i < N; i++) {
     PetscCheck(!PetscIsInfOrNanReal(wk->LW[i]), comm, PETSC_ERR_FP, "FilterParticleFilter: observation %" PetscInt_FMT ": the log weight of particle %" PetscInt_FMT " is not finite (the particle diverged?)", j, i);
@@ -322,7 +319,6 @@ static PetscErrorCode filter_pf_run(MPI_Comm comm, PFWork *wk, Potential V, Pets
 */
 PetscErrorCode FilterParticleFilter(MPI_Comm comm, Potential V, PetscReal beta, const Measure *rho0, PetscInt N, PetscReal dt, uint32_t seed, PetscInt nobs, const PetscReal tobs[], const PetscReal yobs[], PetscReal noise_std, PetscReal tfinal, PetscInt *first, PetscInt *n, PetscReal **x, PetscReal *logz)
 {
-  PetscMPIInt    size;
   PetscInt       D, DV, K, start, nloc;
   PetscReal      lz;
   PFWork         wk;
@@ -335,7 +331,6 @@ PetscErrorCode FilterParticleFilter(MPI_Comm comm, Potential V, PetscReal beta, 
   PetscCall(PotentialGetDimension(V, &DV));
   D = rho0->dim;
   PetscCheck(D == DV, comm, PETSC_ERR_ARG_WRONG, "FilterParticleFilter: rho0 has dimension %" PetscInt_FMT ", V %" PetscInt_FMT, D, DV);
-  PetscCallMPI(MPI_Comm_size(comm, &size));
   PetscCheck(N >= 1 && (uint64_t)N <= (uint64_t)UINT32_MAX, comm, PETSC_ERR_ARG_OUTOFRANGE, "FilterParticleFilter: N %" PetscInt_FMT " particles must be in [1, 2^32)", N);
   PetscCheck(PetscIsNormalReal(beta) && beta > 0, comm, PETSC_ERR_ARG_OUTOFRANGE, "FilterParticleFilter: beta %g must be finite and > 0", (double)beta);
   PetscCheck(PetscIsNormalReal(dt) && dt > 0, comm, PETSC_ERR_ARG_OUTOFRANGE, "FilterParticleFilter: dt %g must be finite and > 0", (double)dt);
@@ -349,16 +344,9 @@ PetscErrorCode FilterParticleFilter(MPI_Comm comm, Potential V, PetscReal beta, 
 
   PetscCall(WGFSplitRows(comm, N, &start, &nloc));
   PetscCall(PetscMalloc1(nloc * D, x));
-  PetscCall(PetscMalloc7(size, &wk.cnt, size, &wk.dsp, size, &wk.cntD, size, &wk.dspD, nloc, &wk.lw, N, &wk.LW, N * D, &wk.X));
-  for (PetscMPIInt r = 0; r < size; r++) { /* WGFSplitRows' blocks, in rank order */
-    PetscInt q = N / size, rem = N % size, nr = q + (r < rem ? 1 : 0), sr = r * q + PetscMin((PetscInt)r, rem);
-    PetscCall(PetscMPIIntCast(nr, &wk.cnt[r]));
-    PetscCall(PetscMPIIntCast(sr, &wk.dsp[r]));
-    PetscCall(PetscMPIIntCast(nr * D, &wk.cntD[r]));
-    PetscCall(PetscMPIIntCast(sr * D, &wk.dspD[r]));
-  }
+  PetscCall(PetscMalloc2(N, &wk.LW, N * D, &wk.X));
   ierr = filter_pf_run(comm, &wk, V, beta, rho0, N, dt, seed, nobs, tobs, yobs, noise_std, K, start, nloc, *x, &lz);
-  PetscCall(PetscFree7(wk.cnt, wk.dsp, wk.cntD, wk.dspD, wk.lw, wk.LW, wk.X));
+  PetscCall(PetscFree2(wk.LW, wk.X));
   if (ierr) PetscCall(PetscFree(*x));
   PetscCall(ierr);
   *first = start;

@@ -300,25 +300,6 @@ PetscErrorCode FlowPushSamples(Flow flow, PetscInt kfrom, PetscInt kto, PetscInt
 
 /* ---------------------------------------------------------------- observations (MATH.md sec. 9) */
 
-/* Every rank's rows [mstart, mstart + mn) of the pool arrays a [M][bs] to every rank. */
-static PetscErrorCode flow_pool_gather(Flow flow, PetscInt bs, PetscReal a[])
-{
-  PetscMPIInt size, *cnt, *dsp;
-
-  PetscFunctionBegin;
-  PetscCallMPI(MPI_Comm_size(flow->comm, &size));
-  if (size == 1) PetscFunctionReturn(0);
-  PetscCall(PetscMalloc2(size, &cnt, size, &dsp));
-  for (PetscMPIInt r = 0; r < size; r++) { /* WGFSplitRows' split: the first M % size ranks one row more */
-    PetscInt q = flow->M / size, rem = flow->M % size, start = r * q + PetscMin(r, rem), n = q + (r < rem ? 1 : 0);
-    PetscCall(PetscMPIIntCast(n * bs, &cnt[r]));
-    PetscCall(PetscMPIIntCast(start * bs, &dsp[r]));
-  }
-  PetscCallMPI(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, a, cnt, dsp, MPIU_REAL, flow->comm));
-  PetscCall(PetscFree2(cnt, dsp));
-  PetscFunctionReturn(0);
-}
-
 /* The observation at step k (its index, or -1). */
 static PetscInt flow_obs_at(Flow flow, PetscInt k)
 {
@@ -347,9 +328,10 @@ static PetscErrorCode flow_pool_weights(Flow flow, PetscInt k, PetscBool stats)
     s2 += w * w;
   }
   for (PetscInt i = 0; i < flow->M; i++) {
-    acc += PetscExpReal(flow->wlogw[i] - mx) / s1;
+    acc += PetscExpReal(flow->wlogw[i] - mx);
     flow->wcum[i] = acc;
   }
+  for (PetscInt i = 0; i < flow->M; i++) flow->wcum[i] /= acc; /* the last exactly 1: a uniform in [0, 1) never passes it */
   flow->wk = k;
   if (stats) {
     flow->logz[k]    = mx + PetscLogReal(s1 / flow->M);
@@ -370,7 +352,7 @@ static PetscErrorCode flow_pool_observe(Flow flow)
     PetscReal *ll = flow->pll + j * flow->M + flow->mstart;
     PetscCall(flow->obs.loglik(flow->obs.ctx, j, flow->mn, flow->px + flow->mstart * D, ll));
     for (PetscInt i = 0; i < flow->mn; i++) PetscCheck(!PetscIsNanReal(ll[i]) && ll[i] < PETSC_INFINITY, PETSC_COMM_SELF, PETSC_ERR_FP, "observation %" PetscInt_FMT " (step %" PetscInt_FMT "): log-likelihood %g at pool point %" PetscInt_FMT, j, k, (double)ll[i], flow->mstart + i);
-    PetscCall(flow_pool_gather(flow, 1, flow->pll + j * flow->M));
+    PetscCall(WGFAllgatherRows(flow->comm, flow->mstart, flow->mn, 1, flow->pll + j * flow->M));
   }
   PetscCall(flow_pool_weights(flow, k, PETSC_TRUE));
   PetscFunctionReturn(0);
@@ -384,8 +366,8 @@ static PetscErrorCode flow_pool_advance(Flow flow)
 
   PetscFunctionBegin;
   PetscCall(WGFCheckAllRanks(flow->comm, FlowPush(flow, k - 1, k, flow->mn, flow->px + flow->mstart * D, flow->plr + flow->mstart), "pushing the pool of the observations"));
-  PetscCall(flow_pool_gather(flow, D, flow->px));
-  PetscCall(flow_pool_gather(flow, 1, flow->plr));
+  PetscCall(WGFAllgatherRows(flow->comm, flow->mstart, flow->mn, D, flow->px));
+  PetscCall(WGFAllgatherRows(flow->comm, flow->mstart, flow->mn, 1, flow->plr));
   PetscCall(WGFCheckAllRanks(flow->comm, flow_pool_observe(flow), "weighting the pool by the observations"));
   PetscFunctionReturn(0);
 }
@@ -419,8 +401,8 @@ PetscErrorCode FlowSetObservations(Flow flow, FlowObservations *obs, PetscInt M,
   PetscCall(PetscMalloc3(flow->cap + 1, &flow->logz, flow->cap + 1, &flow->logz_se, flow->cap + 1, &flow->ess));
   PetscCall(PetscMalloc2(M, &flow->wlogw, M, &flow->wcum));
   PetscCall(WGFCheckAllRanks(flow->comm, flow->rho0.sample(flow->rho0.ctx, seed, RNG_FILTER, 0, 0, flow->mstart, flow->mn, flow->px0 + flow->mstart * D, flow->plr0 + flow->mstart), "drawing the pool of the observations"));
-  PetscCall(flow_pool_gather(flow, D, flow->px0));
-  PetscCall(flow_pool_gather(flow, 1, flow->plr0));
+  PetscCall(WGFAllgatherRows(flow->comm, flow->mstart, flow->mn, D, flow->px0));
+  PetscCall(WGFAllgatherRows(flow->comm, flow->mstart, flow->mn, 1, flow->plr0));
   PetscCall(PetscArraycpy(flow->px, flow->px0, M * D));
   PetscCall(PetscArraycpy(flow->plr, flow->plr0, M));
   PetscCall(WGFCheckAllRanks(flow->comm, flow_pool_observe(flow), "weighting the pool by the observations"));

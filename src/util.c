@@ -30,6 +30,32 @@ PetscErrorCode WGFSplitRows(MPI_Comm comm, PetscInt N, PetscInt *start, PetscInt
   PetscFunctionReturn(0);
 }
 
+/*
+  WGFAllgatherRows - every rank's rows [start, start + n) of a [N][bs] (its WGFSplitRows share)
+  to every rank, in place.
+
+  Collective
+*/
+PetscErrorCode WGFAllgatherRows(MPI_Comm comm, PetscInt start, PetscInt n, PetscInt bs, PetscReal a[])
+{
+  PetscMPIInt size, mine[2], *both, *cnt, *dsp;
+
+  PetscFunctionBegin;
+  PetscCallMPI(MPI_Comm_size(comm, &size));
+  if (size == 1) PetscFunctionReturn(0);
+  PetscCall(PetscMPIIntCast(n * bs, &mine[0]));
+  PetscCall(PetscMPIIntCast(start * bs, &mine[1]));
+  PetscCall(PetscMalloc3(2 * size, &both, size, &cnt, size, &dsp));
+  PetscCallMPI(MPI_Allgather(mine, 2, MPI_INT, both, 2, MPI_INT, comm));
+  for (PetscMPIInt r = 0; r < size; r++) {
+    cnt[r] = both[2 * r];
+    dsp[r] = both[2 * r + 1];
+  }
+  PetscCallMPI(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, a, cnt, dsp, MPIU_REAL, comm));
+  PetscCall(PetscFree3(both, cnt, dsp));
+  PetscFunctionReturn(0);
+}
+
 /* ---------------------------------------------------------------- errors: short for users, traced for bugs */
 
 /* How long the ranks that reach main() with an error wait for the others (WGFInitialize()). The

@@ -6,6 +6,7 @@
 
 PetscErrorCode WGFInitialize(void);
 PetscErrorCode WGFSplitRows(MPI_Comm, PetscInt, PetscInt *, PetscInt *);
+PetscErrorCode WGFAllgatherRows(MPI_Comm, PetscInt, PetscInt, PetscInt, PetscReal[]);
 PetscErrorCode WGFCheckAllRanks(MPI_Comm, PetscErrorCode, const char[]);
 
 /* Writes a file collectively at the path it is given (the callback's job). */

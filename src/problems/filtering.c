@@ -378,7 +378,6 @@ static PetscErrorCode filter_evaluate(Problem p, const Measure *model, PetscInt 
   PetscInt    ncells, start, n, bad = 0;
   PetscReal  *x, *lq, *q, *xc, *pc;
   PetscBool  *conv;
-  PetscMPIInt size, *cnt, *dsp;
 
   PetscFunctionBegin;
   (void)step, (void)nsamples;
@@ -391,17 +390,7 @@ static PetscErrorCode filter_evaluate(Problem p, const Measure *model, PetscInt 
   PetscCall(PetscMalloc4(n, &x, ncells, &lq, ncells, &q, n, &conv));
   PetscCall(PetscArraycpy(x, xc + start, n));
   PetscCall(WGFCheckAllRanks(p->comm, model->logdensity(model->ctx, n, x, lq + start, conv), "the model's density on the Chang-Cooper grid"));
-  PetscCallMPI(MPI_Comm_size(p->comm, &size));
-  PetscCall(PetscMalloc2(size, &cnt, size, &dsp));
-  {
-    PetscMPIInt c, d;
-    PetscCall(PetscMPIIntCast(n, &c));
-    PetscCall(PetscMPIIntCast(start, &d));
-    PetscCallMPI(MPI_Allgather(&c, 1, MPI_INT, cnt, 1, MPI_INT, p->comm));
-    PetscCallMPI(MPI_Allgather(&d, 1, MPI_INT, dsp, 1, MPI_INT, p->comm));
-  }
-  PetscCallMPI(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, lq, cnt, dsp, MPIU_REAL, p->comm));
-  PetscCall(PetscFree2(cnt, dsp));
+  PetscCall(WGFAllgatherRows(p->comm, start, n, 1, lq));
   for (PetscInt i = 0; i < n; i++)
     if (!conv[i]) bad++;
   PetscCallMPI(MPI_Allreduce(MPI_IN_PLACE, &bad, 1, MPIU_INT, MPI_SUM, p->comm));
