@@ -5,7 +5,7 @@ For every sequence (seed) found in OUT: the SymKL to the Chang-Cooper density at
 (the last row of /history) of wgf (the newest step checkpoint of wgf_s<SEED><TAG>/, left out
 until it reaches the problem's t_final) and of each
 particle filter file pf<N>_s<SEED>.h5, with wall times (wgf: the 'wall' line of its log; a
-particle filter: its 'seconds' attribute). Prints one row per sequence, then the median, mean
+particle filter and Chang-Cooper (cc_s<SEED>.h5): their 'seconds' attribute). Prints one row per sequence, then the median, mean
 and standard error of the mean per method, beside the paper's figures, as a Markdown table.
 
 Usage: table.py OUT [--tag TAG] [--json FILE]
@@ -72,14 +72,18 @@ def main():
             p = os.path.join(a.out, "pf%d_s%d.h5" % (n, s))
             r["pf%d" % n] = pf_result(p) if os.path.exists(p) else None
         rows[s] = r
-    print("| sequence | " + " | ".join("%s SymKL | %s s" % (m, m) for m in methods) + " |")
-    print("| --- " * (1 + 2 * len(methods)) + "|")
+    cc_seconds = {}
+    for s in seeds:
+        with h5py.File(os.path.join(a.out, "cc_s%d.h5" % s), "r") as f:
+            cc_seconds[s] = float(f.attrs["seconds"])
+    print("| sequence | " + " | ".join("%s SymKL | %s s" % (m, m) for m in methods) + " | Chang-Cooper s |")
+    print("| --- " * (2 + 2 * len(methods)) + "|")
     for s in seeds:
         cells = []
         for m in methods:
             v = rows[s][m]
             cells += ["%.4f" % v["symkl"], "%.0f" % v["seconds"] if v and v["seconds"] is not None else "-"] if v else ["-", "-"]
-        print("| %d | %s |" % (s, " | ".join(cells)))
+        print("| %d | %s | %.2f |" % (s, " | ".join(cells), cc_seconds[s]))
     print()
     print("| method | runs | median SymKL | mean SymKL (s.e.) | mean s | paper median | paper mean | paper s |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
@@ -94,6 +98,7 @@ def main():
         p = PAPER.get(m, (float("nan"),) * 3)
         summary[m] = {"runs": len(k), "median": float(np.median(k)), "mean": float(k.mean()), "se": float(se), "seconds": float(np.mean(secs)) if secs else None}
         print("| %s | %d | %.4f | %.4f (%.4f) | %s | %.4f | %.4f | %d |" % (m, len(k), np.median(k), k.mean(), se, "%.0f" % np.mean(secs) if secs else "-", p[0], p[1], p[2]))
+    print("\nChang-Cooper (the ground truth): %.2f s on average per sequence (1 rank)." % np.mean(list(cc_seconds.values())) if seeds else "")
     if a.json:
         json.dump({"rows": {str(s): rows[s] for s in seeds}, "summary": summary}, open(a.json, "w"), indent=1)
     return 0

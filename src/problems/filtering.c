@@ -405,6 +405,10 @@ static PetscErrorCode filter_evaluate(Problem p, const Measure *model, PetscInt 
 static PetscErrorCode filter_monitor(Problem p, PetscInt step, PetscReal t, const PetscReal m[])
 {
   PetscFunctionBegin;
+  if (p->dim != 1) {
+    PetscCall(PetscPrintf(p->comm, "step %3" PetscInt_FMT "  t = %.4f  (no metrics: the Chang-Cooper reference is one-dimensional, D = %" PetscInt_FMT ")\n", step, (double)t, p->dim));
+    PetscFunctionReturn(0);
+  }
   PetscCall(PetscPrintf(p->comm, "step %3" PetscInt_FMT "  t = %.4f  SymKL to Chang-Cooper %.5f  (KL model|cc %.5f, cc|model %.5f)%s\n", step, (double)t, (double)m[2], (double)m[0], (double)m[1], m[3] > 0 ? "  (some grid points did not invert)" : ""));
   PetscFunctionReturn(0);
 }
