@@ -433,7 +433,7 @@ static PetscErrorCode check_errors(void)
 
 int main(int argc, char **argv)
 {
-  PetscInt total, *all;
+  PetscInt total = 0;
 
   PetscCall(PetscInitialize(&argc, &argv, NULL, help));
   PetscCallMPI(MPI_Comm_rank(PETSC_COMM_WORLD, &rank));
@@ -445,16 +445,7 @@ int main(int argc, char **argv)
   PetscCall(check_kl());
   PetscCall(check_errors());
 
-  PetscCall(PetscMalloc1(size, &all));
-  PetscCallMPI(MPI_Allgather(&nfail, 1, MPIU_INT, all, 1, MPIU_INT, PETSC_COMM_WORLD));
-  total = 0;
-  for (PetscMPIInt r = 0; r < size; r++) total += all[r];
-  if (rank == 0) {
-    PetscCall(PetscPrintf(PETSC_COMM_SELF, "%s on %d ranks: failures per rank", total ? "FAILED" : "passed", (int)size));
-    for (PetscMPIInt r = 0; r < size; r++) PetscCall(PetscPrintf(PETSC_COMM_SELF, " %" PetscInt_FMT, all[r]));
-    PetscCall(PetscPrintf(PETSC_COMM_SELF, "\n"));
-  }
-  PetscCall(PetscFree(all));
+  PetscCall(wgf_test_summary(PETSC_COMM_WORLD, &total));
   PetscCall(PetscFinalize());
   return total ? 1 : 0;
 }

@@ -17,6 +17,29 @@ static PetscInt nfail = 0;
     } \
   } while (0)
 
+/* The verdict of a test run on every rank of comm: prints (rank 0) passed/FAILED with the
+   failures of each rank; *total = their sum, for the exit status. Collective. */
+static inline PetscErrorCode wgf_test_summary(MPI_Comm comm, PetscInt *total)
+{
+  PetscMPIInt size, rank;
+  PetscInt   *all;
+
+  PetscFunctionBegin;
+  PetscCallMPI(MPI_Comm_size(comm, &size));
+  PetscCallMPI(MPI_Comm_rank(comm, &rank));
+  PetscCall(PetscMalloc1(size, &all));
+  PetscCallMPI(MPI_Allgather(&nfail, 1, MPIU_INT, all, 1, MPIU_INT, comm));
+  *total = 0;
+  for (PetscMPIInt r = 0; r < size; r++) *total += all[r];
+  if (rank == 0) {
+    PetscCall(PetscPrintf(PETSC_COMM_SELF, "%s on %d ranks: failures per rank", *total ? "FAILED" : "passed", (int)size));
+    for (PetscMPIInt r = 0; r < size; r++) PetscCall(PetscPrintf(PETSC_COMM_SELF, " %" PetscInt_FMT, all[r]));
+    PetscCall(PetscPrintf(PETSC_COMM_SELF, "\n"));
+  }
+  PetscCall(PetscFree(all));
+  PetscFunctionReturn(0);
+}
+
 /* max |a - b| / max(|b|_max, tiny): the mixed tolerance of STYLE.md item 3 */
 static inline PetscReal relerr(PetscInt n, const PetscReal *a, const PetscReal *b)
 {

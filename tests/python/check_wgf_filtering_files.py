@@ -43,7 +43,6 @@ Prints one line per check; exit status 1 if any check fails, 0 otherwise.
 """
 
 import os
-import re
 import shutil
 import sys
 import tempfile
@@ -59,10 +58,7 @@ SIMULATING = ("filter_obs_every", "filter_noise_std", "filter_dim")
 NAMES = ("t", "y", "noise_std")
 GOOD = {"t": np.array([0.2, 0.4]), "y": np.array([[-1.5], [-1.25]]), "noise_std": np.float64(1.0)}
 
-SHAPE = re.compile(r"shape|must be", re.IGNORECASE)
-POSITIVE = re.compile(r"> ?0|positive", re.IGNORECASE)
-NONFINITE = re.compile(r"non-?finite|not finite|\bnan\b|\binf", re.IGNORECASE)
-MISSING = re.compile(r"no dataset|missing|not found|does not exist", re.IGNORECASE)
+SHAPE, POSITIVE, NONFINITE, MISSING, NO_FILE = wr.SHAPE, wr.POSITIVE, wr.NONFINITE, wr.MISSING, wr.NO_FILE
 
 
 def write_observations(path, data):
@@ -96,17 +92,9 @@ CASES = [
     Case("y_inf", changed(y=np.array([[-1.5], [np.inf]])), ["/observations/y", NONFINITE]),
     Case("noise_std_nan", changed(noise_std=np.float64(np.nan)), ["/observations/noise_std", NONFINITE]),
 ] + [Case("%s_missing" % n, changed(**{n: None}), ["/observations/" + n, MISSING], ranks=(1, 2) if n == "t" else (1,)) for n in NAMES] + [
-    Case("file_does_not_exist", "absent", [re.compile(r"no such file|does not exist|cannot (open|read)|unable to open", re.IGNORECASE)],
+    Case("file_does_not_exist", "absent", [NO_FILE],
          ranks=(1, 2)),
 ]
-
-
-def pattern_of(item):
-    return item if isinstance(item, re.Pattern) else re.compile(re.escape(item), re.IGNORECASE)
-
-
-def text_of(item):
-    return item.pattern if isinstance(item, re.Pattern) else item
 
 
 def problem_state(path):
@@ -172,24 +160,7 @@ def run_case(args, check, tmp, index, case, nranks):
     out_dir = os.path.join(tmp, "out_%s" % tag)
     file_before = wr.snapshot(path)
     code, log, secs = wr.run_wgf(args, nranks, out_dir, extra=["-jko_steps", "1", "-filter_observations", path], timeout=BAD_TIMEOUT)
-    problems = []
-    if code is None:
-        problems.append("did not finish within %d s" % BAD_TIMEOUT)
-    elif code == 0:
-        problems.append("exit status 0: the bad file was accepted")
-    wanted = [os.path.basename(path)] + list(case.expect)
-    patterns = [pattern_of(item) for item in wanted]
-    message = wr.message_lines(log)
-    line = next((l.strip() for l in message if all(p.search(l) for p in patterns)), None)
-    if line is None:
-        missing = [text_of(item) for item, p in zip(wanted, patterns) if not any(p.search(l) for l in message)]
-        problems.append("no message line mentions all of %s%s" % ([text_of(i) for i in wanted],
-                        " (%s in none)" % missing if missing else " (not all on one line)"))
-    after = wr.snapshot(out_dir)
-    if after is not None:
-        problems.append("-out_dir %s was created (holding %s)" % (out_dir, sorted(after)))
-    if wr.snapshot(path) != file_before:
-        problems.append("the observation file %s was %s" % (path, "created" if file_before is None else "changed"))
+    problems, line = wr.bad_run_problems(code, log, BAD_TIMEOUT, path, file_before, out_dir, case.expect, "observation file")
     label = "%s on %d rank(s)" % (case.name, nranks)
     if problems:
         check(False, label, "%s\n---- wgf output ----\n%s\n--------------------" % ("; ".join(problems), wr.tail(log)))

@@ -44,7 +44,6 @@ Prints one line per check; exit status 1 if any check fails, 0 otherwise.
 """
 
 import os
-import re
 import sys
 import tempfile
 
@@ -112,10 +111,7 @@ def computed(fn):
     return lambda good, D, K: dict(good, **fn(good, D, K))
 
 
-SHAPE = re.compile(r"shape|must be", re.IGNORECASE)
-POSITIVE = re.compile(r"> ?0|positive", re.IGNORECASE)
-NONFINITE = re.compile(r"non-?finite|not finite|\bnan\b|\binf", re.IGNORECASE)
-MISSING = re.compile(r"no dataset|missing|not found|does not exist", re.IGNORECASE)
+SHAPE, POSITIVE, NONFINITE, MISSING, NO_FILE = wr.SHAPE, wr.POSITIVE, wr.NONFINITE, wr.MISSING, wr.NO_FILE
 
 CASES = [Case("%s_missing" % name, changed(**{name: None}), ["/problem/" + name, MISSING],
               ranks=(1, 2) if name == "weights" else (1,)) for name in NAMES] + [
@@ -144,17 +140,9 @@ CASES = [Case("%s_missing" % name, changed(**{name: None}), ["/problem/" + name,
     Case("file_D_plus_1_vs_mixture_dim", lambda g, D, K: good_problem(D + 1, K), ["-mixture_dim", "disagree"]),
     Case("file_K_plus_1_vs_mixture_centers", lambda g, D, K: good_problem(D, K + 1), ["-mixture_centers", "disagree"]),
     Case("file_does_not_exist", lambda g, D, K: "absent",
-         [re.compile(r"no such file|does not exist|cannot (open|read)|unable to open", re.IGNORECASE)], ranks=(1, 2)),
+         [NO_FILE], ranks=(1, 2)),
     Case("file_is_text", lambda g, D, K: "text", ["HDF5"]),
 ]
-
-
-def pattern_of(item):
-    return item if isinstance(item, re.Pattern) else re.compile(re.escape(item), re.IGNORECASE)
-
-
-def text_of(item):
-    return item.pattern if isinstance(item, re.Pattern) else item
 
 
 def protocol_sizes(opts):
@@ -217,24 +205,7 @@ def run_case(args, check, tmp, good, D, K, index, case, nranks):
 
     code, log, secs = wr.run_wgf(args, nranks, out_dir, extra=["-jko_steps", "1", "-mixture_problem_file", path],
                                  timeout=BAD_TIMEOUT)
-    problems = []
-    if code is None:
-        problems.append("did not finish within %d s" % BAD_TIMEOUT)
-    elif code == 0:
-        problems.append("exit status 0: the bad file was accepted")
-    wanted = [os.path.basename(path)] + list(case.expect)
-    patterns = [pattern_of(item) for item in wanted]
-    message = wr.message_lines(log)
-    line = next((l.strip() for l in message if all(p.search(l) for p in patterns)), None)
-    if line is None:
-        missing = [text_of(item) for item, p in zip(wanted, patterns) if not any(p.search(l) for l in message)]
-        problems.append("no message line mentions all of %s%s" % ([text_of(i) for i in wanted],
-                        " (%s in none)" % missing if missing else " (not all on one line)"))
-    after = wr.snapshot(out_dir)
-    if after is not None:
-        problems.append("-out_dir %s was created (holding %s)" % (out_dir, sorted(after)))
-    if wr.snapshot(path) != file_before:
-        problems.append("the problem file %s was %s" % (path, "created" if file_before is None else "changed"))
+    problems, line = wr.bad_run_problems(code, log, BAD_TIMEOUT, path, file_before, out_dir, case.expect, "problem file")
 
     label = "%s on %d rank(s)" % (case.name, nranks)
     if problems:

@@ -386,3 +386,46 @@ def compare_state(path, ref, tol=None):
         if not same:
             bad.append("%s (rel diff %.3g)" % (n, rel_diff(a, b)))
     return bad
+
+
+# What the messages about a bad file say (bad_run_problems' expect items).
+SHAPE = re.compile(r"shape|must be", re.IGNORECASE)
+POSITIVE = re.compile(r"> ?0|positive", re.IGNORECASE)
+NONFINITE = re.compile(r"non-?finite|not finite|\bnan\b|\binf", re.IGNORECASE)
+MISSING = re.compile(r"no dataset|missing|not found|does not exist", re.IGNORECASE)
+NO_FILE = re.compile(r"no such file|does not exist|cannot (open|read)|unable to open", re.IGNORECASE)
+
+
+def pattern_of(item):
+    """A regular expression as given, or a string to find literally, case-insensitive."""
+    return item if isinstance(item, re.Pattern) else re.compile(re.escape(item), re.IGNORECASE)
+
+
+def text_of(item):
+    return item.pattern if isinstance(item, re.Pattern) else item
+
+
+def bad_run_problems(code, log, timeout, path, file_before, out_dir, expect, what):
+    """What is wrong with a run given a bad file `path` (what: "problem file", ...): it must stop
+    (code not None) with a non-zero status, print a message line naming the file's base name and
+    every item of expect (strings or patterns), create no out_dir and leave the file as it was
+    (file_before: its snapshot()). Returns (problems, the message line or None)."""
+    problems = []
+    if code is None:
+        problems.append("did not finish within %d s" % timeout)
+    elif code == 0:
+        problems.append("exit status 0: the bad file was accepted")
+    wanted = [os.path.basename(path)] + list(expect)
+    patterns = [pattern_of(item) for item in wanted]
+    message = message_lines(log)
+    line = next((l.strip() for l in message if all(p.search(l) for p in patterns)), None)
+    if line is None:
+        missing = [text_of(item) for item, p in zip(wanted, patterns) if not any(p.search(l) for l in message)]
+        problems.append("no message line mentions all of %s%s" % ([text_of(i) for i in wanted],
+                        " (%s in none)" % missing if missing else " (not all on one line)"))
+    after = snapshot(out_dir)
+    if after is not None:
+        problems.append("-out_dir %s was created (holding %s)" % (out_dir, sorted(after)))
+    if snapshot(path) != file_before:
+        problems.append("the %s %s was %s" % (what, path, "created" if file_before is None else "changed"))
+    return problems, line
