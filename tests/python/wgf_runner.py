@@ -25,9 +25,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 TINY_OPTS = os.path.normpath(os.path.join(HERE, "..", "..", "input", "ou_tiny.opts"))
 
 
-def parse_args(doc, with_eval=False, seed=0, tools=()):
-    """WGF_PATH [WGF_EVAL_PATH] [TOOL_PATH ...] [--mpiexec PREFIX] [--opts FILE] [--seed N] [--extra=OPTIONS];
-    tools names further executables (e.g. "wgf_sample"), each an attribute of the result."""
+def parse_args(doc, with_eval=False, seed=0, tools=(), parts=()):
+    """WGF_PATH [WGF_EVAL_PATH] [TOOL_PATH ...] [--mpiexec PREFIX] [--opts FILE] [--seed N] [--extra=OPTIONS]
+    [--skip PARTS]; tools names further executables (e.g. "wgf_sample"), each an attribute of the
+    result; parts names the script's parts that --skip (comma-separated) may leave out."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("wgf", help="path of the wgf executable")
     if with_eval:
@@ -42,7 +43,14 @@ def parse_args(doc, with_eval=False, seed=0, tools=()):
     parser.add_argument("--rel-tol", type=float, default=None,
                         help="relative tolerance of the comparisons across rank counts (default: the script's own; "
                              "1e-5 for -icnn_precision single, whose float sums round differently per rank count)")
-    return parser.parse_args()
+    if parts:
+        parser.add_argument("--skip", default="", help="parts to leave out, comma-separated, of: %s" % ", ".join(parts))
+    args = parser.parse_args()
+    if parts:
+        args.skip = set(filter(None, args.skip.split(",")))
+        if args.skip - set(parts):
+            parser.error("--skip: unknown parts %s (known: %s)" % (sorted(args.skip - set(parts)), ", ".join(parts)))
+    return args
 
 
 def environment():
