@@ -172,7 +172,6 @@ static PetscErrorCode filter_lik_destroy(void *ctx)
 
 static PetscErrorCode filter_finish(Problem p)
 {
-  FilterData *fd = (FilterData *)p->data;
   PetscInt   *Dp;
   PetscReal  *mu0, *S0;
   PotentialShellOps ops = {0};
@@ -193,7 +192,6 @@ static PetscErrorCode filter_finish(Problem p)
   PetscCall(PetscStrncpy(p->reflong, "Chang-Cooper", sizeof(p->reflong)));
   PetscCall(PetscStrncpy(p->metrics, "kl_model_cc,kl_cc_model,symkl,not_converged", sizeof(p->metrics)));
   p->nmetrics = 4;
-  (void)fd;
   PetscFunctionReturn(0);
 }
 
