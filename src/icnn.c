@@ -57,6 +57,33 @@ static inline PetscReal logistic(PetscReal a)
 
 /* ---------------------------------------------------------------- kernels, one source for both precisions */
 
+/* The per-unit loops of the Hessian and the sweep run over the points of a chunk (point-minor
+   layout, icnn_kernels.h) in blocks of ICNN_VB points, a multiple of the SIMD width of both
+   precisions. A block's body is an always-inlined function of the block size nb; ICNN_BLOCKS calls
+   it with the constant ICNN_VB for every full block, so that its accumulators (local arrays of
+   ICNN_VB entries) are registers, and with the remainder once for the last, partial block. */
+#define ICNN_VB 16
+/* Up to this dimension the per-point D x D products are such loops; above it, per-point gemms on
+   point-major copies, whose cost the copies no longer dominate (measured: README, "The kernel") */
+#ifndef ICNN_SOA_MAX_DIM
+  #define ICNN_SOA_MAX_DIM 16
+#endif
+#if defined(__GNUC__)
+  #define ICNN_INLINE static inline __attribute__((always_inline))
+#else
+  #define ICNN_INLINE static inline
+#endif
+#define ICNN_BLOCKS(c, b0, nb, CALL) \
+  for (PetscInt b0 = 0; b0 < (c); b0 += ICNN_VB) { \
+    if ((c) - b0 >= ICNN_VB) { \
+      const PetscInt nb = ICNN_VB; \
+      CALL; \
+    } else { \
+      const PetscInt nb = (c) - b0; \
+      CALL; \
+    } \
+  }
+
 #define KREAL       PetscReal
 #define KNAME(f)    f##_d
 #define KGEMM       cblas_dgemm

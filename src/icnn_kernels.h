@@ -19,24 +19,30 @@
      P      [c][r*n]      P[b][s*n+j] = sum_d A[d][s][j] x[b][d]          (sec. 2)
      z, s1  [c][n]        activations and sigma'(a) (s1 = 1 in layer 0)
      g      [c][n]        d psi / d a,   delta [c][n] d psi / d z         (sec. 3)
-     Jq,J,Jz [n][c*D]     Jacobians in x: row j holds the D-blocks of every point, so that
-                          J_l = Jq_l + U_l Jz_{l-1} is ONE gemm with c*D columns
-     H, L   [c][D][D]     Hessian and its Cholesky factor
+     Jq,J,Jz [n][D][c]    Jacobians in x, point-minor: entry (j, d) of point b is at
+                          j*c*D + d*c + b, so that J_l = Jq_l + U_l Jz_{l-1} is ONE gemm with
+                          c*D columns, and every per-unit loop runs over the c points of the
+                          chunk with unit stride (vectorised across points, whatever D is)
+     PT     [r*n][c]      P transposed, the same point-minor order
+     H, L   [c][D][D]     Hessian and its Cholesky factor (point-major, as the callers see them);
+     sq     [D*D][c]      point-minor scratch: the Hessian as it is summed, then Hbar in the sweep
    sigma'' = s1 (1 - s1) and sigma''' = sigma'' (1 - 2 s1) are recomputed from s1.
    Every heavy step is one BLAS-3 call over the chunk (ARCHITECTURE.md, "Batched kernels");
-   the per-point steps (J_b^T diag(S) J_b, J_b Hbar_b, Cholesky) are small gemm/potrf calls. */
+   the per-point products (J_b^T diag(S) J_b, J_b Hbar_b) are loops vectorised across points,
+   the Cholesky a small potrf per point. */
 
 typedef struct {
-  KREAL *P, *z, *s1, *g, *delta;     /* forward and backward caches */
+  KREAL *P, *PT, *z, *s1, *g, *delta; /* forward and backward caches */
   KREAL *Jq, *J, *Jz;                /* Hessian-path caches (J, Jz alias Jq where equal) */
   KREAL *M, *At;                     /* M[j][D*D] = sum_s A_sj A_sj^T, At[j][s][d] = A[d][s][j] */
-  KREAL *gbar, *abar, *dbar, *Pbar;  /* adjoints of the sweep */
+  KREAL *gbar, *abar, *dbar, *Pbar;  /* adjoints of the sweep ([c][n] each; Pbar of R4 [r*n][c]) */
 } KNAME(icnn_layer);
 
 struct KNAME(icnn_work) {
   KNAME(icnn_layer) lw[ICNN_MAX_LAYERS];
   KREAL *theta;                         /* KOWNIO: the parameters in this precision; else borrowed */
-  KREAL *big[3];                        /* [maxn][c*D]: two Jbar buffers and the per-point scratch K */
+  KREAL *big[4];                        /* [maxn][c*D]: two Jbar buffers, T of the Hessian, and (large D) K */
+  KREAL *sq, *ybarT, *vc[3];            /* [D*D][c], [D][c], three point vectors [c] */
   KREAL *zbar[2];                       /* [c][maxn] */
   KREAL *crn, *Gh, *AbarT;              /* [c][r*maxn], [maxn][D*D], [maxn][r][D] */
   KREAL *x, *psi, *y, *H, *L;           /* KOWNIO: the chunk's inputs and outputs */
@@ -57,6 +63,7 @@ static PetscErrorCode KNAME(icnn_work_create)(ICNN net, PetscReal *theta, KNAME(
     PetscInt           n = net->widths[l];
     maxn                 = PetscMax(maxn, n);
     PetscCall(PetscMalloc1(c * r * n, &w->P));
+    PetscCall(PetscMalloc1(c * r * n, &w->PT));
     PetscCall(PetscMalloc1(c * n, &w->z));
     PetscCall(PetscMalloc1(c * n, &w->s1));
     PetscCall(PetscMalloc1(c * n, &w->g));
@@ -75,7 +82,10 @@ static PetscErrorCode KNAME(icnn_work_create)(ICNN net, PetscReal *theta, KNAME(
     else if (l < net->nlayers - 1) PetscCall(PetscMalloc1(n * c * D, &w->Jz));
     else w->Jz = NULL;
   }
-  for (int i = 0; i < 3; i++) PetscCall(PetscMalloc1(maxn * c * D, &wk->big[i]));
+  for (int i = 0; i < (D > ICNN_SOA_MAX_DIM ? 4 : 3); i++) PetscCall(PetscMalloc1(maxn * c * D, &wk->big[i]));
+  PetscCall(PetscMalloc1(D * D * c, &wk->sq));
+  PetscCall(PetscMalloc1(D * c, &wk->ybarT));
+  for (int i = 0; i < 3; i++) PetscCall(PetscMalloc1(c, &wk->vc[i]));
   for (int i = 0; i < 2; i++) PetscCall(PetscMalloc1(c * maxn, &wk->zbar[i]));
   PetscCall(PetscMalloc1(c * r * maxn, &wk->crn));
   PetscCall(PetscMalloc1(maxn * D * D, &wk->Gh));
@@ -104,6 +114,7 @@ static PetscErrorCode KNAME(icnn_work_destroy)(KNAME(icnn_work) **work)
     if (w->Jz != w->J && w->Jz != w->Jq) PetscCall(PetscFree(w->Jz));
     PetscCall(PetscFree(w->Jq));
     PetscCall(PetscFree(w->P));
+    PetscCall(PetscFree(w->PT));
     PetscCall(PetscFree(w->z));
     PetscCall(PetscFree(w->s1));
     PetscCall(PetscFree(w->g));
@@ -115,7 +126,10 @@ static PetscErrorCode KNAME(icnn_work_destroy)(KNAME(icnn_work) **work)
     PetscCall(PetscFree(w->dbar));
     PetscCall(PetscFree(w->Pbar));
   }
-  for (int i = 0; i < 3; i++) PetscCall(PetscFree(wk->big[i]));
+  for (int i = 0; i < 4; i++) PetscCall(PetscFree(wk->big[i]));
+  PetscCall(PetscFree(wk->sq));
+  PetscCall(PetscFree(wk->ybarT));
+  for (int i = 0; i < 3; i++) PetscCall(PetscFree(wk->vc[i]));
   for (int i = 0; i < 2; i++) PetscCall(PetscFree(wk->zbar[i]));
   PetscCall(PetscFree(wk->crn));
   PetscCall(PetscFree(wk->Gh));
@@ -250,8 +264,24 @@ static void KNAME(icnn_theta_tables)(ICNN net, KNAME(icnn_work) *wk)
   }
 }
 
-/* The quadratic-layer Jacobians Jq_l = W_l + 2 sum_s diag(P_s) A_s^T [n][c*D] of every layer
-   after icnn_forward (MATH.md sec. 3); the first-order sweep needs them too. */
+/* Jq of one unit j for a block of nb points: row[d][i] = W[j][d] + 2 sum_s P[b0+i][s][j] At[j][s][d],
+   with W, At offset to the unit, PT and row to the block; sPT is the stride of PT between ranks s. */
+ICNN_INLINE void KNAME(icnn_block_jq)(PetscInt nb, PetscInt D, PetscInt r, PetscInt sPT, PetscInt c, const KREAL *W, const KREAL *At, const KREAL *PT, KREAL *row)
+{
+  for (PetscInt d = 0; d < D; d++) {
+    KREAL acc[ICNN_VB];
+    for (PetscInt i = 0; i < nb; i++) acc[i] = W[d];
+    for (PetscInt s = 0; s < r; s++) {
+      const KREAL a = 2 * At[s * D + d];
+      for (PetscInt i = 0; i < nb; i++) acc[i] += a * PT[s * sPT + i];
+    }
+    for (PetscInt i = 0; i < nb; i++) row[d * c + i] = acc[i];
+  }
+}
+
+/* The quadratic-layer Jacobians Jq_l = W_l + 2 sum_s diag(P_s) A_s^T [n][D][c] of every layer
+   after icnn_forward (MATH.md sec. 3), and PT, P in the point-minor order; the first-order sweep
+   needs them too. */
 static void KNAME(icnn_jq)(ICNN net, KNAME(icnn_work) *wk, PetscInt c)
 {
   const PetscInt D = net->dim, r = net->rank, cD = c * D;
@@ -259,17 +289,38 @@ static void KNAME(icnn_jq)(ICNN net, KNAME(icnn_work) *wk, PetscInt c)
     KNAME(icnn_layer) *lw = &wk->lw[l];
     PetscInt         n = net->widths[l], rn = r * n;
     const KREAL *W = wk->theta + net->offW[l];
-    for (PetscInt j = 0; j < n; j++)
-      for (PetscInt b = 0; b < c; b++) {
-        KREAL *row = lw->Jq + j * cD + b * D;
-        for (PetscInt d = 0; d < D; d++) row[d] = W[j * D + d];
-        for (PetscInt s = 0; s < r; s++) {
-          KREAL        p = 2 * lw->P[b * rn + s * n + j];
-          const KREAL *a = lw->At + (j * r + s) * D;
-          for (PetscInt d = 0; d < D; d++) row[d] += p * a[d];
-        }
-      }
+    /* PT = P^T in tiles of ICNN_VB x ICNN_VB, which stay in cache */
+    for (PetscInt b0 = 0; b0 < c; b0 += ICNN_VB)
+      for (PetscInt i0 = 0; i0 < rn; i0 += ICNN_VB)
+        for (PetscInt i = i0; i < PetscMin(i0 + ICNN_VB, rn); i++)
+          for (PetscInt b = b0; b < PetscMin(b0 + ICNN_VB, c); b++) lw->PT[i * c + b] = lw->P[b * rn + i];
+    for (PetscInt j = 0; j < n; j++) ICNN_BLOCKS(c, b0, nb, KNAME(icnn_block_jq)(nb, D, r, n * c, c, W + j * D, lw->At + j * r * D, lw->PT + j * c + b0, lw->Jq + j * cD + b0));
   }
+}
+
+/* dst [n][c][D] = src [n][D][c]: the point-major copy of a Jacobian-shaped array, for the per-point
+   gemms of large D (D > ICNN_SOA_MAX_DIM), in tiles of ICNN_VB x ICNN_VB */
+static void KNAME(icnn_point_major)(PetscInt n, PetscInt D, PetscInt c, const KREAL *src, KREAL *dst)
+{
+  for (PetscInt j = 0; j < n; j++)
+    for (PetscInt d0 = 0; d0 < D; d0 += ICNN_VB)
+      for (PetscInt b0 = 0; b0 < c; b0 += ICNN_VB)
+        for (PetscInt d = d0; d < PetscMin(d0 + ICNN_VB, D); d++)
+          for (PetscInt b = b0; b < PetscMin(b0 + ICNN_VB, c); b++) dst[(j * c + b) * D + d] = src[(j * D + d) * c + b];
+}
+
+/* HT[d1][d2] += sum_j J[j][d1] T[j][d2] (d2 <= d1) for a block of nb points, all offset to it */
+ICNN_INLINE void KNAME(icnn_block_jtsj)(PetscInt nb, PetscInt D, PetscInt n, PetscInt c, const KREAL *J, const KREAL *T, KREAL *HT)
+{
+  const PetscInt cD = c * D;
+  for (PetscInt d1 = 0; d1 < D; d1++)
+    for (PetscInt d2 = 0; d2 <= d1; d2++) {
+      KREAL *h = HT + (d1 * D + d2) * c, acc[ICNN_VB];
+      for (PetscInt i = 0; i < nb; i++) acc[i] = h[i];
+      for (PetscInt j = 0; j < n; j++)
+        for (PetscInt i = 0; i < nb; i++) acc[i] += J[j * cD + d1 * c + i] * T[j * cD + d2 * c + i];
+      for (PetscInt i = 0; i < nb; i++) h[i] = acc[i];
+    }
 }
 
 /* Jacobians, Hessian and its Cholesky factor for c points after icnn_forward (MATH.md sec. 3):
@@ -280,42 +331,61 @@ static PetscErrorCode KNAME(icnn_hessian)(ICNN net, KNAME(icnn_work) *wk, PetscI
 {
   const PetscInt   D = net->dim, cD = c * D, D2 = D * D;
   const KREAL *th = wk->theta;
-  KREAL       *T  = wk->big[2];
+  const PetscBool pm = D > ICNN_SOA_MAX_DIM ? PETSC_TRUE : PETSC_FALSE;
+  KREAL          *T = wk->big[2], *HT = wk->sq, *S = wk->vc[0], *s1j = wk->vc[1];
 
   PetscFunctionBegin;
-  for (PetscInt i = 0; i < c; i++)
-    for (PetscInt d1 = 0; d1 < D; d1++)
-      for (PetscInt d2 = 0; d2 < D; d2++) H[i * D2 + d1 * D + d2] = d1 == d2 ? net->s : 0;
+  /* small D: H is summed point-minor in HT (lower triangle); large D: point-major in H, with
+     per-point gemms for J^T S J */
+  if (pm)
+    for (PetscInt b = 0; b < c; b++)
+      for (PetscInt i = 0; i < D2; i++) H[b * D2 + i] = i % (D + 1) ? 0 : net->s;
   KNAME(icnn_jq)(net, wk, c);
   for (PetscInt l = 0; l < net->nlayers; l++) {
     KNAME(icnn_layer) *lw = &wk->lw[l];
     PetscInt       n  = net->widths[l];
-    /* sum_j g_l[j] 2 M_l[j] for all points: (c x n)(n x D^2) */
-    PetscCall(KNAME(icnn_gemm)(net, PETSC_FALSE, PETSC_FALSE, c, D2, n, 2, lw->g, n, lw->M, D2, 1, H, D2));
+    /* HT = sum_j g_l[j] 2 M_l[j] for all points, point-minor: (D^2 x n)(n x c) */
+    if (pm) PetscCall(KNAME(icnn_gemm)(net, PETSC_FALSE, PETSC_FALSE, c, D2, n, 2, lw->g, n, lw->M, D2, 1, H, D2));
+    else PetscCall(KNAME(icnn_gemm)(net, PETSC_TRUE, PETSC_TRUE, D2, c, n, 2, lw->M, D2, lw->g, n, l ? 1 : 0, HT, c));
     if (l == 0) continue;
     /* J_l = Jq_l + U_l Jz_{l-1}: (n x m)(m x cD) */
     PetscCall(PetscArraycpy(lw->J, lw->Jq, n * cD));
     PetscCall(KNAME(icnn_gemm)(net, PETSC_FALSE, PETSC_FALSE, n, cD, net->widths[l - 1], 1, th + net->offU[l], net->widths[l - 1], wk->lw[l - 1].Jz, cD, 1, lw->J, cD));
-    for (PetscInt j = 0; j < n; j++)
+    for (PetscInt j = 0; j < n; j++) {
       for (PetscInt b = 0; b < c; b++) {
-        KREAL        s1 = lw->s1[b * n + j], S = lw->delta[b * n + j] * s1 * (1 - s1);
-        const KREAL *Jr = lw->J + j * cD + b * D;
-        KREAL       *Tr = T + j * cD + b * D;
-        for (PetscInt d = 0; d < D; d++) Tr[d] = S * Jr[d];
+        s1j[b] = lw->s1[b * n + j];
+        S[b]   = lw->delta[b * n + j] * s1j[b] * (1 - s1j[b]);
+      }
+      for (PetscInt d = 0; d < D; d++) {
+        const KREAL *Jr = lw->J + j * cD + d * c;
+        KREAL       *Tr = T + j * cD + d * c;
+        for (PetscInt b = 0; b < c; b++) Tr[b] = S[b] * Jr[b];
         if (lw->Jz) {
-          KREAL *Zr = lw->Jz + j * cD + b * D;
-          for (PetscInt d = 0; d < D; d++) Zr[d] = s1 * Jr[d];
+          KREAL *Zr = lw->Jz + j * cD + d * c;
+          for (PetscInt b = 0; b < c; b++) Zr[b] = s1j[b] * Jr[b];
         }
       }
-    /* H_b += J_b^T diag(S_b) J_b, J_b the (n x D) block of point b (leading dimension cD) */
-    for (PetscInt b = 0; b < c; b++) PetscCall(KNAME(icnn_gemm)(net, PETSC_TRUE, PETSC_FALSE, D, D, n, 1, lw->J + b * D, cD, T + b * D, cD, 1, H + b * D2, D));
+    }
+    if (pm) { /* H_b += J_b^T diag(S_b) J_b, J_b the (n x D) block of point b of the copies */
+      KREAL *Jp = wk->big[0], *Tp = wk->big[1];
+      KNAME(icnn_point_major)(n, D, c, lw->J, Jp);
+      KNAME(icnn_point_major)(n, D, c, T, Tp);
+      for (PetscInt b = 0; b < c; b++) PetscCall(KNAME(icnn_gemm)(net, PETSC_TRUE, PETSC_FALSE, D, D, n, 1, Jp + b * D, cD, Tp + b * D, cD, 1, H + b * D2, D));
+    } else { /* the same for every point at once, lower triangle (d2 <= d1) */
+      ICNN_BLOCKS(c, b0, nb, KNAME(icnn_block_jtsj)(nb, D, n, c, lw->J + b0, T + b0, HT + b0));
+      PetscCall(PetscLogFlops(n * c * D * (D + 1.0)));
+    }
   }
-  /* symmetrise (the per-point products round differently in the two triangles), Cholesky */
+  /* small D: H = s I + HT from its lower triangle; large D: symmetrise H (the per-point products
+     round differently in the two triangles); then the Cholesky factor */
   for (PetscInt b = 0; b < c; b++) {
     KREAL   *Hb = H + b * D2, *Lb = L + b * D2;
     PetscBLASInt nD, info;
     for (PetscInt d1 = 0; d1 < D; d1++)
-      for (PetscInt d2 = 0; d2 < d1; d2++) Hb[d1 * D + d2] = Hb[d2 * D + d1] = 0.5 * (Hb[d1 * D + d2] + Hb[d2 * D + d1]);
+      for (PetscInt d2 = 0; d2 <= d1; d2++) {
+        KREAL h = pm ? (KREAL)0.5 * (Hb[d1 * D + d2] + Hb[d2 * D + d1]) : HT[(d1 * D + d2) * c + b] + (d1 == d2 ? net->s : 0);
+        Hb[d1 * D + d2] = Hb[d2 * D + d1] = h;
+      }
     PetscCall(PetscArraycpy(Lb, Hb, D2));
     PetscCall(PetscBLASIntCast(D, &nD));
     PetscCallBLAS(KPOTRF_NAME, KPOTRF("L", &nD, Lb, &nD, &info));
@@ -328,6 +398,24 @@ static PetscErrorCode KNAME(icnn_hessian)(ICNN net, KNAME(icnn_work) *wk, PetscI
   PetscFunctionReturn(0);
 }
 
+/* R1 of the second-order terms for one unit j and a block of nb points (MATH.md sec. 4): with
+   J, Jbar the unit's rows [D][c] and HbarT [D*D][c] offset to the block, u = 2 S:
+   k = J_b[j] Hbar_b, sb = k . J_b[j], Jbar_b[j] += u k. */
+ICNN_INLINE void KNAME(icnn_block_r1)(PetscInt nb, PetscInt D, PetscInt c, const KREAL *J, const KREAL *HbarT, const KREAL *u, KREAL *Jbar, KREAL *sb)
+{
+  KREAL s[ICNN_VB] = {0};
+  for (PetscInt d2 = 0; d2 < D; d2++) {
+    KREAL k[ICNN_VB] = {0};
+    for (PetscInt d1 = 0; d1 < D; d1++)
+      for (PetscInt i = 0; i < nb; i++) k[i] += J[d1 * c + i] * HbarT[(d1 * D + d2) * c + i];
+    for (PetscInt i = 0; i < nb; i++) {
+      s[i] += k[i] * J[d2 * c + i];
+      Jbar[d2 * c + i] += u[i] * k[i];
+    }
+  }
+  for (PetscInt i = 0; i < nb; i++) sb[i] = s[i];
+}
+
 /* The reverse sweep of MATH.md sec. 4 for c points after icnn_forward and icnn_hessian, seeds
    psibar [c], ybar [c][D], Hbar [c][D][D] (symmetric); accumulates into grad (canonical order).
    With second = PETSC_FALSE, Hbar = 0 is implied (and not read): R1 and R3 vanish, and only Jq
@@ -336,9 +424,16 @@ static PetscErrorCode KNAME(icnn_sweep)(ICNN net, KNAME(icnn_work) *wk, PetscInt
 {
   const PetscInt   D = net->dim, r = net->rank, cD = c * D, D2 = D * D, L = net->nlayers;
   const KREAL *th = wk->theta;
-  KREAL       *Jbar = wk->big[0], *Jnext = wk->big[1], *K = wk->big[2];
+  KREAL       *Jbar = wk->big[0], *Jnext = wk->big[1], *HbarT = wk->sq, *ybarT = wk->ybarT;
+  KREAL       *u = wk->vc[0], *v = wk->vc[1], *sb = wk->vc[2];
 
   PetscFunctionBegin;
+  /* the seeds in the point-minor order of the per-unit loops */
+  for (PetscInt b = 0; b < c; b++)
+    for (PetscInt d = 0; d < D; d++) ybarT[d * c + b] = ybar[b * D + d];
+  if (second && D <= ICNN_SOA_MAX_DIM)
+    for (PetscInt b = 0; b < c; b++)
+      for (PetscInt i = 0; i < D2; i++) HbarT[i * c + b] = Hbar[b * D2 + i];
   for (PetscInt l = 0; l < L; l++) {
     KNAME(icnn_layer) *lw = &wk->lw[l];
     PetscInt       n  = net->widths[l];
@@ -351,7 +446,7 @@ static PetscErrorCode KNAME(icnn_sweep)(ICNN net, KNAME(icnn_work) *wk, PetscInt
   /* R1-R4, l = L down to 1; Jbar holds Jbar_l as it arrives from layer l+1 */
   for (PetscInt l = L - 1; l >= 0; l--) {
     KNAME(icnn_layer) *lw = &wk->lw[l];
-    PetscInt       n = net->widths[l], rn = r * n, m = l ? net->widths[l - 1] : 0;
+    PetscInt       n = net->widths[l], m = l ? net->widths[l - 1] : 0;
     KREAL     *Abar = grad + net->offA[l], *Wbar = grad + net->offW[l];
 
     if (!second) { /* Hbar = 0: no R1, no R3, Jbar = 0 */
@@ -372,61 +467,96 @@ static PetscErrorCode KNAME(icnn_sweep)(ICNN net, KNAME(icnn_work) *wk, PetscInt
         }
       }
     if (l && second) {
-      /* K_b = J_b Hbar_b; Sbar = rowsum(K o J); Jbar += 2 diag(S) K; dbar += Sbar sigma''; abar += Sbar delta sigma''' */
-      for (PetscInt b = 0; b < c; b++) PetscCall(KNAME(icnn_gemm)(net, PETSC_FALSE, PETSC_FALSE, n, D, D, 1, lw->J + b * D, cD, Hbar + b * D2, D, 0, K + b * D, cD));
-      for (PetscInt j = 0; j < n; j++)
-        for (PetscInt b = 0; b < c; b++) {
-          KREAL        s1 = lw->s1[b * n + j], s2 = s1 * (1 - s1), s3 = s2 * (1 - 2 * s1), dl = lw->delta[b * n + j], S2 = 2 * dl * s2, Sbar = 0;
-          const KREAL *Kr = K + j * cD + b * D, *Jr = lw->J + j * cD + b * D;
-          KREAL       *Br = Jbar + j * cD + b * D;
-          for (PetscInt d = 0; d < D; d++) {
-            Sbar += Kr[d] * Jr[d];
-            Br[d] += S2 * Kr[d];
+      /* per unit j, all points at once: k = J_b Hbar_b (row j); Sbar = k . J_b[j]; Jbar += 2 S k;
+         dbar += Sbar sigma''; abar += Sbar delta sigma''' */
+      if (D > ICNN_SOA_MAX_DIM) { /* large D: K_b = J_b Hbar_b by per-point gemms on point-major copies */
+        KREAL *Jp = wk->big[2], *K = wk->big[3];
+        KNAME(icnn_point_major)(n, D, c, lw->J, Jp);
+        for (PetscInt b = 0; b < c; b++) PetscCall(KNAME(icnn_gemm)(net, PETSC_FALSE, PETSC_FALSE, n, D, D, 1, Jp + b * D, cD, Hbar + b * D2, D, 0, K + b * D, cD));
+        for (PetscInt j = 0; j < n; j++)
+          for (PetscInt b = 0; b < c; b++) {
+            KREAL        s1 = lw->s1[b * n + j], s2 = s1 * (1 - s1), s3 = s2 * (1 - 2 * s1), dl = lw->delta[b * n + j], S2 = 2 * dl * s2, Sbar = 0;
+            const KREAL *Kr = K + (j * c + b) * D, *Jr = Jp + (j * c + b) * D;
+            KREAL       *Br = Jbar + j * cD + b;
+            for (PetscInt d = 0; d < D; d++) {
+              Sbar += Kr[d] * Jr[d];
+              Br[d * c] += S2 * Kr[d];
+            }
+            lw->dbar[b * n + j] += Sbar * s2;
+            lw->abar[b * n + j] += Sbar * dl * s3;
           }
-          lw->dbar[b * n + j] += Sbar * s2;
-          lw->abar[b * n + j] += Sbar * dl * s3;
+      } else
+        for (PetscInt j = 0; j < n; j++) {
+          for (PetscInt b = 0; b < c; b++) {
+            KREAL s1 = lw->s1[b * n + j];
+            u[b]     = 2 * lw->delta[b * n + j] * s1 * (1 - s1); /* 2 S */
+          }
+          ICNN_BLOCKS(c, b0, nb, KNAME(icnn_block_r1)(nb, D, c, lw->J + j * cD + b0, HbarT + b0, u + b0, Jbar + j * cD + b0, sb + b0));
+          for (PetscInt b = 0; b < c; b++) {
+            KREAL s1 = lw->s1[b * n + j], s2 = s1 * (1 - s1), s3 = s2 * (1 - 2 * s1);
+            lw->dbar[b * n + j] += sb[b] * s2;
+            lw->abar[b * n + j] += sb[b] * lw->delta[b * n + j] * s3;
+          }
         }
+      PetscCall(PetscLogFlops(n * c * D * (D > ICNN_SOA_MAX_DIM ? 4.0 : 2.0 * D + 4)));
       /* R3: Ubar += Jbar Jz_{l-1}^T: (n x cD)(cD x m); Jbar_{l-1} = diag(sigma') U^T Jbar (m x n)(n x cD) */
       PetscCall(KNAME(icnn_gemm)(net, PETSC_FALSE, PETSC_TRUE, n, m, cD, 1, Jbar, cD, wk->lw[l - 1].Jz, cD, 1, grad + net->offU[l], m));
       PetscCall(KNAME(icnn_gemm)(net, PETSC_TRUE, PETSC_FALSE, m, cD, n, 1, th + net->offU[l], m, Jbar, cD, 0, Jnext, cD));
       if (l - 1 > 0) {
         KNAME(icnn_layer) *lp = &wk->lw[l - 1];
-        for (PetscInt j = 0; j < m; j++)
+        for (PetscInt j = 0; j < m; j++) {
           for (PetscInt b = 0; b < c; b++) {
-            KREAL        s1 = lp->s1[b * m + j], v = 0;
-            const KREAL *Jr = lp->J + j * cD + b * D;
-            KREAL       *Zr = Jnext + j * cD + b * D;
-            for (PetscInt d = 0; d < D; d++) {
-              v += Zr[d] * Jr[d];
-              Zr[d] *= s1;
-            }
-            lp->abar[b * m + j] += v * s1 * (1 - s1);
+            u[b] = lp->s1[b * m + j];
+            v[b] = 0;
           }
+          for (PetscInt d = 0; d < D; d++) {
+            const KREAL *Jr = lp->J + j * cD + d * c;
+            KREAL       *Zr = Jnext + j * cD + d * c;
+            for (PetscInt b = 0; b < c; b++) {
+              v[b] += Zr[b] * Jr[b];
+              Zr[b] *= u[b];
+            }
+          }
+          for (PetscInt b = 0; b < c; b++) lp->abar[b * m + j] += v[b] * u[b] * (1 - u[b]);
+        }
       }
     }
     /* R2 and R3: Jqbar = Jbar + g ybar^T (in place); gbar += Jq ybar.
        R4: Wbar += sum_b Jqbar_b; Pbar += 2 <Jqbar_j, A_sj>; Abar[:,s,j] += 2 sum_b P_bsj Jqbar_bj */
-    for (PetscInt j = 0; j < n; j++)
+    for (PetscInt j = 0; j < n; j++) {
       for (PetscInt b = 0; b < c; b++) {
-        KREAL        gj = lw->g[b * n + j], gb = 0;
-        const KREAL *yb = ybar + b * D, *Jq = lw->Jq + j * cD + b * D;
-        KREAL       *Q  = Jbar + j * cD + b * D;
-        for (PetscInt d = 0; d < D; d++) {
-          Q[d] += gj * yb[d];
-          gb += Jq[d] * yb[d];
-          Wbar[j * D + d] += Q[d];
-        }
-        lw->gbar[b * n + j] += gb;
-        for (PetscInt s = 0; s < r; s++) {
-          const KREAL *a  = lw->At + (j * r + s) * D;
-          KREAL       *ab = wk->AbarT + (j * r + s) * D, p2 = 2 * lw->P[b * rn + s * n + j], v = 0;
-          for (PetscInt d = 0; d < D; d++) {
-            v += Q[d] * a[d];
-            ab[d] += p2 * Q[d];
-          }
-          lw->Pbar[b * rn + s * n + j] += 2 * v;
-        }
+        u[b] = lw->g[b * n + j];
+        v[b] = 0;
       }
+      for (PetscInt d = 0; d < D; d++) {
+        const KREAL *yb = ybarT + d * c, *Jq = lw->Jq + j * cD + d * c;
+        KREAL       *Q = Jbar + j * cD + d * c, sum = 0;
+#pragma omp simd reduction(+ : sum)
+        for (PetscInt b = 0; b < c; b++) {
+          Q[b] += u[b] * yb[b];
+          v[b] += Jq[b] * yb[b];
+          sum += Q[b];
+        }
+        Wbar[j * D + d] += sum;
+      }
+      for (PetscInt b = 0; b < c; b++) lw->gbar[b * n + j] += v[b];
+      for (PetscInt s = 0; s < r; s++) {
+        const KREAL *a = lw->At + (j * r + s) * D, *p = lw->PT + (s * n + j) * c;
+        KREAL       *ab = wk->AbarT + (j * r + s) * D;
+        for (PetscInt b = 0; b < c; b++) v[b] = 0;
+        for (PetscInt d = 0; d < D; d++) {
+          const KREAL *Q = Jbar + j * cD + d * c;
+          KREAL        sum = 0;
+#pragma omp simd reduction(+ : sum)
+          for (PetscInt b = 0; b < c; b++) {
+            v[b] += Q[b] * a[d];
+            sum += p[b] * Q[b];
+          }
+          ab[d] += 2 * sum;
+        }
+        for (PetscInt b = 0; b < c; b++) lw->Pbar[(s * n + j) * c + b] += 2 * v[b];
+      }
+    }
     for (PetscInt d = 0; d < D; d++)
       for (PetscInt s = 0; s < r; s++)
         for (PetscInt j = 0; j < n; j++) Abar[(d * r + s) * n + j] += wk->AbarT[(j * r + s) * D + d];
@@ -475,16 +605,18 @@ static PetscErrorCode KNAME(icnn_sweep)(ICNN net, KNAME(icnn_work) *wk, PetscInt
       PetscCall(KNAME(icnn_gemm)(net, PETSC_TRUE, PETSC_FALSE, n, m, c, 1, lw->abar, n, wk->lw[l - 1].z, m, 1, grad + net->offU[l], m));
       PetscCall(KNAME(icnn_gemm)(net, PETSC_FALSE, PETSC_FALSE, c, m, n, 1, lw->abar, n, th + net->offU[l], m, 0, wk->zbar[(L - l) % 2], m));
     }
+    /* Pbar of R6, point-major in crn: 2 P o abar */
     for (PetscInt b = 0; b < c; b++) {
       const KREAL *ab = lw->abar + b * n, *Pb = lw->P + b * rn;
-      KREAL       *Pbarb = lw->Pbar + b * rn;
+      KREAL       *Pbarb = wk->crn + b * rn;
       for (PetscInt j = 0; j < n; j++) bbar[j] += ab[j];
       for (PetscInt s = 0; s < r; s++)
-        for (PetscInt j = 0; j < n; j++) Pbarb[s * n + j] += 2 * Pb[s * n + j] * ab[j];
+        for (PetscInt j = 0; j < n; j++) Pbarb[s * n + j] = 2 * Pb[s * n + j] * ab[j];
     }
-    /* Wbar += abar^T X: (n x c)(c x D); Abar += X^T Pbar: (D x c)(c x rn) */
+    /* Wbar += abar^T X: (n x c)(c x D); Abar += X^T Pbar: (D x c)(c x rn), for R6's and R4's Pbar */
     PetscCall(KNAME(icnn_gemm)(net, PETSC_TRUE, PETSC_FALSE, n, D, c, 1, lw->abar, n, x, D, 1, grad + net->offW[l], D));
-    PetscCall(KNAME(icnn_gemm)(net, PETSC_TRUE, PETSC_FALSE, D, rn, c, 1, x, D, lw->Pbar, rn, 1, grad + net->offA[l], rn));
+    PetscCall(KNAME(icnn_gemm)(net, PETSC_TRUE, PETSC_FALSE, D, rn, c, 1, x, D, wk->crn, rn, 1, grad + net->offA[l], rn));
+    PetscCall(KNAME(icnn_gemm)(net, PETSC_TRUE, PETSC_TRUE, D, rn, c, 1, x, D, lw->Pbar, c, 1, grad + net->offA[l], rn));
   }
   PetscFunctionReturn(0);
 }

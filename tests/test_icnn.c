@@ -353,6 +353,8 @@ int main(int argc, char **argv)
     {5, 4, {3, 5, 2, 6}, 3, 1e-6, 4},
     {7, 3, {13, 6, 9},   5, 0.3,  5},
     {6, 2, {17, 10},     1, 1e-6, 11},
+    {3, 2, {10, 8},      2, 1e-6, 37}, /* full blocks of ICNN_VB points and a partial one */
+    {18, 3, {9, 7, 5},   3, 0.3,  21}, /* D > ICNN_SOA_MAX_DIM: the per-point gemm path */
   };
 
   PetscCall(PetscInitialize(&argc, &argv, NULL, help));
