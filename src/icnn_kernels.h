@@ -264,6 +264,17 @@ static void KNAME(icnn_theta_tables)(ICNN net, KNAME(icnn_work) *wk)
   }
 }
 
+/* dst [cols][rows] = src [rows][cols], in tiles of ICNN_VB x ICNN_VB that stay in cache: the
+   changes between the point-major order of the callers and the point-minor order of the per-unit
+   loops (P, the seeds), and back for the per-point gemms of large D (J, T) */
+static void KNAME(icnn_transpose)(PetscInt rows, PetscInt cols, const KREAL *src, KREAL *dst)
+{
+  for (PetscInt i0 = 0; i0 < rows; i0 += ICNN_VB)
+    for (PetscInt k0 = 0; k0 < cols; k0 += ICNN_VB)
+      for (PetscInt k = k0; k < PetscMin(k0 + ICNN_VB, cols); k++)
+        for (PetscInt i = i0; i < PetscMin(i0 + ICNN_VB, rows); i++) dst[k * rows + i] = src[i * cols + k];
+}
+
 /* Jq of one unit j for a block of nb points: row[d][i] = W[j][d] + 2 sum_s P[b0+i][s][j] At[j][s][d],
    with W, At offset to the unit, PT and row to the block; sPT is the stride of PT between ranks s. */
 ICNN_INLINE void KNAME(icnn_block_jq)(PetscInt nb, PetscInt D, PetscInt r, PetscInt sPT, PetscInt c, const KREAL *W, const KREAL *At, const KREAL *PT, KREAL *row)
@@ -289,24 +300,9 @@ static void KNAME(icnn_jq)(ICNN net, KNAME(icnn_work) *wk, PetscInt c)
     KNAME(icnn_layer) *lw = &wk->lw[l];
     PetscInt         n = net->widths[l], rn = r * n;
     const KREAL *W = wk->theta + net->offW[l];
-    /* PT = P^T in tiles of ICNN_VB x ICNN_VB, which stay in cache */
-    for (PetscInt b0 = 0; b0 < c; b0 += ICNN_VB)
-      for (PetscInt i0 = 0; i0 < rn; i0 += ICNN_VB)
-        for (PetscInt i = i0; i < PetscMin(i0 + ICNN_VB, rn); i++)
-          for (PetscInt b = b0; b < PetscMin(b0 + ICNN_VB, c); b++) lw->PT[i * c + b] = lw->P[b * rn + i];
+    KNAME(icnn_transpose)(c, rn, lw->P, lw->PT);
     for (PetscInt j = 0; j < n; j++) ICNN_BLOCKS(c, b0, nb, KNAME(icnn_block_jq)(nb, D, r, n * c, c, W + j * D, lw->At + j * r * D, lw->PT + j * c + b0, lw->Jq + j * cD + b0));
   }
-}
-
-/* dst [n][c][D] = src [n][D][c]: the point-major copy of a Jacobian-shaped array, for the per-point
-   gemms of large D (D > ICNN_SOA_MAX_DIM), in tiles of ICNN_VB x ICNN_VB */
-static void KNAME(icnn_point_major)(PetscInt n, PetscInt D, PetscInt c, const KREAL *src, KREAL *dst)
-{
-  for (PetscInt j = 0; j < n; j++)
-    for (PetscInt d0 = 0; d0 < D; d0 += ICNN_VB)
-      for (PetscInt b0 = 0; b0 < c; b0 += ICNN_VB)
-        for (PetscInt d = d0; d < PetscMin(d0 + ICNN_VB, D); d++)
-          for (PetscInt b = b0; b < PetscMin(b0 + ICNN_VB, c); b++) dst[(j * c + b) * D + d] = src[(j * D + d) * c + b];
 }
 
 /* HT[d1][d2] += sum_j J[j][d1] T[j][d2] (d2 <= d1) for a block of nb points, all offset to it */
@@ -368,8 +364,10 @@ static PetscErrorCode KNAME(icnn_hessian)(ICNN net, KNAME(icnn_work) *wk, PetscI
     }
     if (pm) { /* H_b += J_b^T diag(S_b) J_b, J_b the (n x D) block of point b of the copies */
       KREAL *Jp = wk->big[0], *Tp = wk->big[1];
-      KNAME(icnn_point_major)(n, D, c, lw->J, Jp);
-      KNAME(icnn_point_major)(n, D, c, T, Tp);
+      for (PetscInt j = 0; j < n; j++) {
+        KNAME(icnn_transpose)(D, c, lw->J + j * cD, Jp + j * cD);
+        KNAME(icnn_transpose)(D, c, T + j * cD, Tp + j * cD);
+      }
       for (PetscInt b = 0; b < c; b++) PetscCall(KNAME(icnn_gemm)(net, PETSC_TRUE, PETSC_FALSE, D, D, n, 1, Jp + b * D, cD, Tp + b * D, cD, 1, H + b * D2, D));
     } else { /* the same for every point at once, lower triangle (d2 <= d1) */
       ICNN_BLOCKS(c, b0, nb, KNAME(icnn_block_jtsj)(nb, D, n, c, lw->J + b0, T + b0, HT + b0));
@@ -429,11 +427,8 @@ static PetscErrorCode KNAME(icnn_sweep)(ICNN net, KNAME(icnn_work) *wk, PetscInt
 
   PetscFunctionBegin;
   /* the seeds in the point-minor order of the per-unit loops */
-  for (PetscInt b = 0; b < c; b++)
-    for (PetscInt d = 0; d < D; d++) ybarT[d * c + b] = ybar[b * D + d];
-  if (second && D <= ICNN_SOA_MAX_DIM)
-    for (PetscInt b = 0; b < c; b++)
-      for (PetscInt i = 0; i < D2; i++) HbarT[i * c + b] = Hbar[b * D2 + i];
+  KNAME(icnn_transpose)(c, D, ybar, ybarT);
+  if (second && D <= ICNN_SOA_MAX_DIM) KNAME(icnn_transpose)(c, D2, Hbar, HbarT);
   for (PetscInt l = 0; l < L; l++) {
     KNAME(icnn_layer) *lw = &wk->lw[l];
     PetscInt       n  = net->widths[l];
@@ -471,7 +466,7 @@ static PetscErrorCode KNAME(icnn_sweep)(ICNN net, KNAME(icnn_work) *wk, PetscInt
          dbar += Sbar sigma''; abar += Sbar delta sigma''' */
       if (D > ICNN_SOA_MAX_DIM) { /* large D: K_b = J_b Hbar_b by per-point gemms on point-major copies */
         KREAL *Jp = wk->big[2], *K = wk->big[3];
-        KNAME(icnn_point_major)(n, D, c, lw->J, Jp);
+        for (PetscInt j = 0; j < n; j++) KNAME(icnn_transpose)(D, c, lw->J + j * cD, Jp + j * cD);
         for (PetscInt b = 0; b < c; b++) PetscCall(KNAME(icnn_gemm)(net, PETSC_FALSE, PETSC_FALSE, n, D, D, 1, Jp + b * D, cD, Hbar + b * D2, D, 0, K + b * D, cD));
         for (PetscInt j = 0; j < n; j++)
           for (PetscInt b = 0; b < c; b++) {
