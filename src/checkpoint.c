@@ -24,6 +24,23 @@ static herr_t checkpoint_max_map(hid_t group, const char *name, const H5L_info_t
 }
 
 /*
+  CheckpointReadPassive - the number of pass-through coordinates of the maps of an open file (the
+  /icnn attribute passive; 0 for a file written before it existed, whose maps had none).
+
+  Not Collective
+*/
+PetscErrorCode CheckpointReadPassive(hid_t file, const char path[], PetscInt *passive)
+{
+  htri_t has;
+
+  PetscFunctionBegin;
+  *passive = 0;
+  PetscCallH5(has = H5Aexists_by_name(file, "/icnn", "passive", H5P_DEFAULT));
+  if (has > 0) PetscCall(H5IOReadAttrInt(file, path, "/icnn", "passive", passive));
+  PetscFunctionReturn(0);
+}
+
+/*
   CheckpointLoadICNN - sets the shape of net from the /icnn attributes of an HDF5 file and its
   parameters from /maps/<kkkk>/params. On input *map is the map number wanted (0: the highest
   present); on output the one loaded. Every mismatch is an error naming the file and object.
@@ -33,7 +50,7 @@ static herr_t checkpoint_max_map(hid_t group, const char *name, const H5L_info_t
 PetscErrorCode CheckpointLoadICNN(MPI_Comm comm, const char path[], PetscInt *map, ICNN net)
 {
   hid_t     file;
-  PetscInt  dim, nl, widths[ICNN_MAX_LAYERS], rank, P, ndims, highest = 0;
+  PetscInt  dim, nl, widths[ICNN_MAX_LAYERS], rank, P, ndims, highest = 0, passive;
   PetscReal s, *theta;
   hsize_t   dims[H5IO_MAX_DIMS];
   char      act[64], dset[64];
@@ -53,7 +70,10 @@ PetscErrorCode CheckpointLoadICNN(MPI_Comm comm, const char path[], PetscInt *ma
   PetscCheck(rank >= 1, comm, PETSC_ERR_FILE_UNEXPECTED, "file %s: /icnn attribute rank = %" PetscInt_FMT " must be >= 1", path, rank);
   for (PetscInt l = 0; l < nl; l++) PetscCheck(widths[l] >= 1, comm, PETSC_ERR_FILE_UNEXPECTED, "file %s: /icnn attribute widths[%" PetscInt_FMT "] = %" PetscInt_FMT " must be >= 1", path, l, widths[l]);
   PetscCheck(s >= 0, comm, PETSC_ERR_FILE_UNEXPECTED, "file %s: /icnn attribute strong_convexity = %g must be >= 0", path, (double)s);
+  PetscCall(CheckpointReadPassive(file, path, &passive));
+  PetscCheck(passive >= 0 && passive < dim, comm, PETSC_ERR_FILE_UNEXPECTED, "file %s: /icnn attribute passive = %" PetscInt_FMT " must be in [0, dim = %" PetscInt_FMT ")", path, passive, dim);
   PetscCall(ICNNSetShape(net, dim, nl, widths, rank));
+  PetscCall(ICNNSetPassive(net, passive));
   PetscCall(ICNNSetStrongConvexity(net, s));
 
   PetscCall(H5IOExists(file, "/maps", &exists));
@@ -152,7 +172,7 @@ static PetscErrorCode checkpoint_write_normalizer(hid_t f, const CheckpointData 
 static PetscErrorCode checkpoint_fill(MPI_Comm comm, hid_t f, const CheckpointData *d)
 {
   PetscMPIInt     rank;
-  PetscInt        D, nl, r, P;
+  PetscInt        D, nl, r, P, passive;
   const PetscInt *widths;
   PetscReal       s;
   hid_t           g;
@@ -167,10 +187,12 @@ static PetscErrorCode checkpoint_fill(MPI_Comm comm, hid_t f, const CheckpointDa
   CKPT(H5IOWriteAttrReal(f, "time", d->time));
 
   PetscCall(ICNNGetShape(d->net, &D, &nl, &widths, &r));
+  PetscCall(ICNNGetPassive(d->net, &passive));
   PetscCall(ICNNGetStrongConvexity(d->net, &s));
   PetscCall(ICNNGetNumParameters(d->net, &P));
   CKPT(H5IOCreateGroup(f, "/icnn", &g));
   CKPT(H5IOWriteAttrInt(g, "dim", D));
+  CKPT(H5IOWriteAttrInt(g, "passive", passive));
   CKPT(H5IOWriteAttrIntArray(g, "widths", nl, widths));
   CKPT(H5IOWriteAttrInt(g, "rank", r));
   CKPT(H5IOWriteAttrString(g, "activation", "softplus"));

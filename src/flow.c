@@ -127,6 +127,15 @@ PetscErrorCode FlowHasCoordinates(Flow flow, PetscBool *own)
   PetscFunctionReturn(0);
 }
 
+/* FlowGetPassive - how many of the last coordinates of the flow are stationary (Coordinates'
+   passive; 0 without coordinates of its own): the JKO maps pass them through. Not Collective. */
+PetscErrorCode FlowGetPassive(Flow flow, PetscInt *passive)
+{
+  PetscFunctionBegin;
+  *passive = flow->coords.passive;
+  PetscFunctionReturn(0);
+}
+
 /* FlowToProblem - n points x [n][D] of the flow's coordinates to the problem's, in place, and
    their log densities logrho [n] (may be NULL) with them: log rho(theta) = log rho(u) -
    log |det DT(u)|. Not Collective. */

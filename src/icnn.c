@@ -21,6 +21,7 @@ struct _p_ICNN {
   MPI_Comm      comm;
   char         *prefix;
   PetscInt      dim, nlayers, widths[ICNN_MAX_LAYERS], rank, chunk;
+  PetscInt      passive, da; /* the last passive coordinates pass through; the network sees da = dim - passive */
   PetscReal     s; /* strong convexity */
   PetscBool     naive, test_gradient, setupcalled;
   PetscBool     value; /* ICNNGradient computes psi for its seeds (ICNNSetComputeValue) */
@@ -31,8 +32,11 @@ struct _p_ICNN {
   PetscInt  offA[ICNN_MAX_LAYERS], offW[ICNN_MAX_LAYERS], offb[ICNN_MAX_LAYERS], offU[ICNN_MAX_LAYERS], offw;
   PetscReal *theta;
 
-  /* the chunk's outputs and seeds in double, what the seed functions and the callers see */
-  PetscReal   *psi, *y, *H, *L, *logdet, *psibar, *ybar, *Hbar;
+  /* the chunk's outputs and seeds in double, in the network's dimension da */
+  PetscReal *psi, *y, *H, *L, *logdet, *psibar, *ybar, *Hbar;
+  /* with pass-through coordinates: the chunk's active inputs [c][da], and the outputs and seeds
+     the seed functions see, in the full dimension: yF, ybarF [c][D], HF, LF, HbarF [c][D][D] */
+  PetscReal   *xa, *yF, *HF, *LF, *ybarF, *HbarF;
   icnn_work_d *wd; /* double kernels: always (ICNNEvaluate) */
   icnn_work_s *ws; /* float kernels: with -icnn_precision single */
 };
@@ -144,6 +148,7 @@ static PetscErrorCode icnn_free_work(ICNN net)
   PetscCall(PetscFree(net->psibar));
   PetscCall(PetscFree(net->ybar));
   PetscCall(PetscFree(net->Hbar));
+  PetscCall(PetscFree6(net->xa, net->yF, net->HF, net->LF, net->ybarF, net->HbarF));
   PetscCall(PetscFree(net->theta));
   net->setupcalled = PETSC_FALSE;
   PetscFunctionReturn(0);
@@ -195,6 +200,7 @@ static PetscErrorCode icnn_check_shape(ICNN net)
 {
   PetscFunctionBegin;
   PetscCheck(net->dim >= 1, net->comm, PETSC_ERR_USER_INPUT, "ICNN dimension %" PetscInt_FMT " must be >= 1", net->dim);
+  PetscCheck(net->passive >= 0 && net->passive < net->dim, net->comm, PETSC_ERR_USER_INPUT, "ICNN: %" PetscInt_FMT " pass-through coordinates of %" PetscInt_FMT ": need 0 to D - 1", net->passive, net->dim);
   PetscCheck(net->nlayers >= 1 && net->nlayers <= ICNN_MAX_LAYERS, net->comm, PETSC_ERR_USER_INPUT, "-icnn_widths: %" PetscInt_FMT " hidden layers given, need 1 to %d", net->nlayers, ICNN_MAX_LAYERS);
   for (PetscInt l = 0; l < net->nlayers; l++) PetscCheck(net->widths[l] >= 1, net->comm, PETSC_ERR_USER_INPUT, "-icnn_widths: width %" PetscInt_FMT " of layer %" PetscInt_FMT " must be >= 1", net->widths[l], l + 1);
   PetscCheck(net->rank >= 1, net->comm, PETSC_ERR_USER_INPUT, "-icnn_rank %" PetscInt_FMT " must be >= 1", net->rank);
@@ -226,6 +232,32 @@ PetscErrorCode ICNNSetShape(ICNN net, PetscInt dim, PetscInt nlayers, const Pets
   for (PetscInt l = 0; l < nlayers; l++) net->widths[l] = widths[l];
   net->rank = rank;
   PetscCall(icnn_check_shape(net));
+  PetscFunctionReturn(0);
+}
+
+/*
+  ICNNSetPassive - the last P of the D input coordinates pass through: psi(x) = psi_net(x_a) +
+  |x_p|^2 / 2 with x = (x_a, x_p), the network over the first D - P coordinates only, so every map
+  leaves x_p in place (grad psi = (grad psi_net(x_a), x_p), Hess psi = diag(Hess psi_net, I)).
+  This is the exact JKO step when V(x) = V_a(x_a) + |x_p|^2 / 2 and rho_0 is a product with
+  N(0, I_P): the flow of x_p is then stationary (MATH.md sec. 1). Default 0. Changing it after
+  ICNNSetUp() drops the parameters.
+
+  Logically Collective
+*/
+PetscErrorCode ICNNSetPassive(ICNN net, PetscInt passive)
+{
+  PetscFunctionBegin;
+  PetscCall(icnn_changed(net));
+  net->passive = passive;
+  PetscCall(icnn_check_shape(net));
+  PetscFunctionReturn(0);
+}
+
+PetscErrorCode ICNNGetPassive(ICNN net, PetscInt *passive)
+{
+  PetscFunctionBegin;
+  *passive = net->passive;
   PetscFunctionReturn(0);
 }
 
@@ -379,7 +411,7 @@ PetscErrorCode ICNNSetFromOptions(ICNN net)
    l >= 2; then w (n_L). Defined here once; every other place uses the offsets. */
 static void icnn_layout(ICNN net)
 {
-  PetscInt off = 0, D = net->dim, r = net->rank, nb = 0;
+  PetscInt off = 0, D = net->da, r = net->rank, nb = 0;
 
   for (PetscInt l = 0; l < net->nlayers; l++) {
     PetscInt n = net->widths[l];
@@ -417,11 +449,12 @@ static void icnn_layout(ICNN net)
 */
 PetscErrorCode ICNNSetUp(ICNN net)
 {
-  PetscInt c = net->chunk, D = net->dim;
+  PetscInt c = net->chunk, D, DF = net->dim;
 
   PetscFunctionBegin;
   if (net->setupcalled) PetscFunctionReturn(0);
   PetscCall(icnn_check_shape(net));
+  net->da = D = net->dim - net->passive;
   icnn_layout(net);
   PetscCall(PetscCalloc1(net->nparams, &net->theta));
   PetscCall(icnn_work_create_d(net, net->theta, &net->wd));
@@ -434,6 +467,7 @@ PetscErrorCode ICNNSetUp(ICNN net)
   PetscCall(PetscMalloc1(c, &net->psibar));
   PetscCall(PetscMalloc1(c * D, &net->ybar));
   PetscCall(PetscMalloc1(c * D * D, &net->Hbar));
+  if (net->passive) PetscCall(PetscMalloc6(c * D, &net->xa, c * DF, &net->yF, c * DF * DF, &net->HF, c * DF * DF, &net->LF, c * DF, &net->ybarF, c * DF * DF, &net->HbarF));
   net->setupcalled = PETSC_TRUE;
   PetscFunctionReturn(0);
 }
@@ -448,7 +482,9 @@ PetscErrorCode ICNNView(ICNN net, PetscViewer viewer)
   PetscFunctionBegin;
   if (!viewer) PetscCall(PetscViewerASCIIGetStdout(net->comm, &viewer));
   PetscCall(ICNNSetUp(net));
-  PetscCall(PetscViewerASCIIPrintf(viewer, "DenseICNN: D = %" PetscInt_FMT ", widths", net->dim));
+  PetscCall(PetscViewerASCIIPrintf(viewer, "DenseICNN: D = %" PetscInt_FMT, net->dim));
+  if (net->passive) PetscCall(PetscViewerASCIIPrintf(viewer, " (the last %" PetscInt_FMT " pass through)", net->passive));
+  PetscCall(PetscViewerASCIIPrintf(viewer, ", widths"));
   for (PetscInt l = 0; l < net->nlayers; l++) PetscCall(PetscViewerASCIIPrintf(viewer, "%s%" PetscInt_FMT, l ? "," : " ", net->widths[l]));
   PetscCall(PetscViewerASCIIPrintf(viewer, ", rank %" PetscInt_FMT ", softplus, strong convexity %g, chunk %" PetscInt_FMT ", %" PetscInt_FMT " parameters, training in %s precision%s\n", net->rank, (double)net->s, net->chunk, net->nparams, ICNNPrecisions[net->precision], net->naive ? " (naive kernels)" : ""));
   PetscFunctionReturn(0);
@@ -577,6 +613,57 @@ static void icnn_cast_theta(ICNN net)
   icnn_to_float(net->nparams, net->theta, net->ws->theta);
 }
 
+/* Pass-through coordinates (ICNNSetPassive): the active coordinates of a chunk x [c][D], copied
+   into net->xa [c][da] (x itself when nothing passes through). */
+static const PetscReal *icnn_active(ICNN net, PetscInt c, const PetscReal *x)
+{
+  const PetscInt D = net->dim, da = net->da;
+
+  if (!net->passive) return x;
+  for (PetscInt b = 0; b < c; b++)
+    for (PetscInt d = 0; d < da; d++) net->xa[b * da + d] = x[b * D + d];
+  return net->xa;
+}
+
+/* The outputs of the whole map from the network's, for a chunk x [c][D]: psi [c] += |x_p|^2 / 2,
+   y [c][D] = (ya, x_p), H and L [c][D][D] = diag(Ha or La, I) (the Cholesky factor of diag(Ha, I)
+   is diag(La, I), in the same column-major layout); ya [c][da], Ha, La [c][da][da]. Any of the
+   outputs may be NULL; y may be x (in place). A plain copy when nothing passes through. */
+static void icnn_expand(ICNN net, PetscInt c, const PetscReal *x, const PetscReal *ya, const PetscReal *Ha, const PetscReal *La, PetscReal *psi, PetscReal *y, PetscReal *H, PetscReal *L)
+{
+  const PetscInt D = net->dim, da = net->da;
+
+  for (PetscInt b = 0; b < c; b++) {
+    const PetscReal *xb = x + b * D;
+    for (PetscInt d = da; d < D && psi; d++) psi[b] += 0.5 * xb[d] * xb[d];
+    if (y) {
+      for (PetscInt d = da; d < D; d++) y[b * D + d] = xb[d];
+      for (PetscInt d = 0; d < da; d++) y[b * D + d] = ya[b * da + d];
+    }
+    for (int k = 0; k < 2; k++) {
+      PetscReal       *M = k ? L : H;
+      const PetscReal *Ma = k ? La : Ha;
+      if (!M) continue;
+      M += b * D * D;
+      for (PetscInt i = 0; i < D; i++)
+        for (PetscInt j = 0; j < D; j++) M[i * D + j] = (i < da && j < da) ? Ma[b * da * da + i * da + j] : (PetscReal)(i == j);
+    }
+  }
+}
+
+/* The seeds of the network from those of the whole map: ybar [c][D] and Hbar [c][D][D] restricted
+   to the active coordinates (the pass-through part of the map has no parameters). */
+static void icnn_contract(ICNN net, PetscInt c, const PetscReal *ybar, const PetscReal *Hbar, PetscReal *ybara, PetscReal *Hbara)
+{
+  const PetscInt D = net->dim, da = net->da;
+
+  for (PetscInt b = 0; b < c; b++) {
+    for (PetscInt d = 0; d < da; d++) ybara[b * da + d] = ybar[b * D + d];
+    for (PetscInt i = 0; i < da && Hbar; i++)
+      for (PetscInt j = 0; j < da; j++) Hbara[b * da * da + i * da + j] = Hbar[b * D * D + i * D + j];
+  }
+}
+
 /*
   ICNNEvaluate - psi, grad psi and, when H or logdet is not NULL, Hess psi and log det for n
   points (MATH.md secs 2-3), in chunks of -icnn_chunk points. Always in double precision, whatever
@@ -598,21 +685,22 @@ PetscErrorCode ICNNEvaluate(ICNN net, PetscInt n, const PetscReal x[], PetscReal
   if (hess) icnn_theta_tables_d(net, net->wd);
   for (PetscInt start = 0; start < n; start += net->chunk) {
     PetscInt         c  = PetscMin(net->chunk, n - start);
-    const PetscReal *xc = x + start * D;
+    const PetscReal *xc = x + start * D, *xk;
     PetscCall(icnn_check_finite("input x", start, c, D, xc));
+    xk = icnn_active(net, c, xc);
     PetscCall(PetscLogEventBegin(WGF_Forward, 0, 0, 0, 0));
-    PetscCall(icnn_forward_d(net, net->wd, c, xc, psi ? net->psi : NULL, net->y));
+    PetscCall(icnn_forward_d(net, net->wd, c, xk, psi ? net->psi : NULL, net->y));
     PetscCall(PetscLogEventEnd(WGF_Forward, 0, 0, 0, 0));
     if (psi) PetscCall(icnn_check_finite("psi", start, c, 1, net->psi));
-    PetscCall(icnn_check_finite("grad psi", start, c, D, net->y));
+    PetscCall(icnn_check_finite("grad psi", start, c, net->da, net->y));
     if (psi) PetscCall(PetscArraycpy(psi + start, net->psi, c));
-    if (y) PetscCall(PetscArraycpy(y + start * D, net->y, c * D));
-    if (!hess) continue;
-    PetscCall(PetscLogEventBegin(WGF_Hessian, 0, 0, 0, 0));
-    PetscCall(icnn_hessian_d(net, net->wd, start, c, net->H, net->L, net->logdet));
-    PetscCall(PetscLogEventEnd(WGF_Hessian, 0, 0, 0, 0));
-    if (H) PetscCall(PetscArraycpy(H + start * D * D, net->H, c * D * D));
-    if (logdet) PetscCall(PetscArraycpy(logdet + start, net->logdet, c));
+    if (hess) {
+      PetscCall(PetscLogEventBegin(WGF_Hessian, 0, 0, 0, 0));
+      PetscCall(icnn_hessian_d(net, net->wd, start, c, net->H, net->L, net->logdet));
+      PetscCall(PetscLogEventEnd(WGF_Hessian, 0, 0, 0, 0));
+      if (logdet) PetscCall(PetscArraycpy(logdet + start, net->logdet, c));
+    }
+    icnn_expand(net, c, xc, net->y, hess ? net->H : NULL, NULL, psi ? psi + start : NULL, y ? y + start * D : NULL, H ? H + start * D * D : NULL, NULL);
   }
   PetscFunctionReturn(0);
 }
@@ -628,7 +716,7 @@ PetscErrorCode ICNNEvaluate(ICNN net, PetscInt n, const PetscReal x[], PetscReal
 */
 PetscErrorCode ICNNPush(ICNN net, PetscInt n, const PetscReal x[], PetscReal y[])
 {
-  const PetscInt D = net->dim;
+  const PetscInt D = net->dim, da = net->da;
 
   PetscFunctionBegin;
   if (net->precision == ICNN_PRECISION_DOUBLE) {
@@ -640,21 +728,23 @@ PetscErrorCode ICNNPush(ICNN net, PetscInt n, const PetscReal x[], PetscReal y[]
   for (PetscInt start = 0; start < n; start += net->chunk) {
     PetscInt c = PetscMin(net->chunk, n - start);
     PetscCall(icnn_check_finite("input x", start, c, D, x + start * D));
-    icnn_to_float(c * D, x + start * D, net->ws->x);
+    icnn_to_float(c * da, icnn_active(net, c, x + start * D), net->ws->x);
     PetscCall(PetscLogEventBegin(WGF_Forward, 0, 0, 0, 0));
     PetscCall(icnn_forward_s(net, net->ws, c, net->ws->x, NULL, net->ws->y));
     PetscCall(PetscLogEventEnd(WGF_Forward, 0, 0, 0, 0));
-    icnn_to_double(c * D, net->ws->y, y + start * D);
-    PetscCall(icnn_check_finite("grad psi", start, c, D, y + start * D));
+    icnn_to_double(c * da, net->ws->y, net->y);
+    PetscCall(icnn_check_finite("grad psi", start, c, da, net->y));
+    icnn_expand(net, c, x + start * D, net->y, NULL, NULL, NULL, y + start * D, NULL, NULL);
   }
   PetscFunctionReturn(0);
 }
 
-/* One chunk's forward pass and (second) Hessian or (first order) Jq in the network's precision;
-   leaves psi, y, H, L, logdet of the chunk in the double buffers of the network for the seeds. */
+/* One chunk's forward pass and (second) Hessian or (first order) Jq in the network's precision,
+   at the chunk's active coordinates xc [c][da]; leaves psi, y, H, L, logdet of the chunk (in the
+   network's dimension da) in the double buffers of the network for the seeds. */
 static PetscErrorCode icnn_chunk_forward(ICNN net, PetscInt start, PetscInt c, const PetscReal *xc, PetscBool second)
 {
-  const PetscInt D = net->dim, D2 = D * D;
+  const PetscInt D = net->da, D2 = D * D;
   PetscBool      single = net->precision == ICNN_PRECISION_SINGLE ? PETSC_TRUE : PETSC_FALSE;
   icnn_work_s   *ws     = net->ws;
 
@@ -683,9 +773,10 @@ static PetscErrorCode icnn_chunk_forward(ICNN net, PetscInt start, PetscInt c, c
 
 static PetscErrorCode icnn_gradient(ICNN net, PetscInt n, const PetscReal x[], ICNNSeedFn seed, void *ctx, PetscBool second, PetscReal grad[])
 {
-  const PetscInt D = net->dim, D2 = D * D;
+  const PetscInt D = net->dim, D2 = D * D, da = net->da;
   PetscBool      single;
   icnn_work_s   *ws;
+  PetscReal     *y, *H, *L, *ybar, *Hbar; /* what the seed function sees, in dimension D */
 
   PetscFunctionBegin;
   PetscCall(ICNNSetUp(net));
@@ -698,32 +789,40 @@ static PetscErrorCode icnn_gradient(ICNN net, PetscInt n, const PetscReal x[], I
     icnn_theta_tables_s(net, ws);
     PetscCall(PetscArrayzero(ws->grad, net->nparams));
   } else icnn_theta_tables_d(net, net->wd);
+  y    = net->passive ? net->yF : net->y;
+  H    = net->passive ? net->HF : net->H;
+  L    = net->passive ? net->LF : net->L;
+  ybar = net->passive ? net->ybarF : net->ybar;
+  Hbar = net->passive ? net->HbarF : net->Hbar;
   for (PetscInt start = 0; start < n; start += net->chunk) {
     PetscInt         c  = PetscMin(net->chunk, n - start);
-    const PetscReal *xc = x + start * D;
+    const PetscReal *xc = x + start * D, *xk;
     PetscCall(icnn_check_finite("input x", start, c, D, xc));
-    PetscCall(icnn_chunk_forward(net, start, c, xc, second));
+    xk = icnn_active(net, c, xc);
+    PetscCall(icnn_chunk_forward(net, start, c, xk, second));
+    if (net->passive) icnn_expand(net, c, xc, net->y, second ? net->H : NULL, second ? net->L : NULL, net->value ? net->psi : NULL, y, second ? H : NULL, second ? L : NULL);
     /* the seeds are computed in double from the double copies: O(D^3) per point, small next to
        the O(n D^2) kernels, and the losses they accumulate stay double */
-    PetscCall(seed(ctx, start, c, D, xc, net->value ? net->psi : NULL, net->y, second ? net->H : NULL, second ? net->L : NULL, second ? net->logdet : NULL, net->psibar, net->ybar, second ? net->Hbar : NULL));
+    PetscCall(seed(ctx, start, c, D, xc, net->value ? net->psi : NULL, y, second ? H : NULL, second ? L : NULL, second ? net->logdet : NULL, net->psibar, ybar, second ? Hbar : NULL));
     PetscCall(icnn_check_finite("seed psibar", start, c, 1, net->psibar));
     for (PetscInt b = 0; b < c && !net->value; b++) PetscCheck(net->psibar[b] == 0, PETSC_COMM_SELF, PETSC_ERR_ARG_WRONGSTATE, "ICNNGradient: the seed set psibar = %g at point %" PetscInt_FMT " but the network was told not to compute psi (ICNNSetComputeValue)", (double)net->psibar[b], start + b);
-    PetscCall(icnn_check_finite("seed ybar", start, c, D, net->ybar));
+    PetscCall(icnn_check_finite("seed ybar", start, c, D, ybar));
+    if (second) PetscCall(icnn_check_finite("seed Hbar", start, c, D2, Hbar));
+    if (net->passive) icnn_contract(net, c, ybar, second ? Hbar : NULL, net->ybar, net->Hbar);
     if (second) {
-      PetscCall(icnn_check_finite("seed Hbar", start, c, D2, net->Hbar));
       for (PetscInt b = 0; b < c; b++) {
-        PetscReal *Hb = net->Hbar + b * D2;
-        for (PetscInt d1 = 0; d1 < D; d1++)
-          for (PetscInt d2 = 0; d2 < d1; d2++) Hb[d1 * D + d2] = Hb[d2 * D + d1] = 0.5 * (Hb[d1 * D + d2] + Hb[d2 * D + d1]);
+        PetscReal *Hb = net->Hbar + b * da * da;
+        for (PetscInt d1 = 0; d1 < da; d1++)
+          for (PetscInt d2 = 0; d2 < d1; d2++) Hb[d1 * da + d2] = Hb[d2 * da + d1] = 0.5 * (Hb[d1 * da + d2] + Hb[d2 * da + d1]);
       }
     }
     PetscCall(PetscLogEventBegin(WGF_Sweep, 0, 0, 0, 0));
     if (single) {
       icnn_to_float(c, net->psibar, ws->psibar);
-      icnn_to_float(c * D, net->ybar, ws->ybar);
-      if (second) icnn_to_float(c * D2, net->Hbar, ws->Hbar);
+      icnn_to_float(c * da, net->ybar, ws->ybar);
+      if (second) icnn_to_float(c * da * da, net->Hbar, ws->Hbar);
       PetscCall(icnn_sweep_s(net, ws, c, ws->x, ws->psibar, ws->ybar, ws->Hbar, second, ws->grad));
-    } else PetscCall(icnn_sweep_d(net, net->wd, c, xc, net->psibar, net->ybar, net->Hbar, second, grad));
+    } else PetscCall(icnn_sweep_d(net, net->wd, c, xk, net->psibar, net->ybar, net->Hbar, second, grad));
     PetscCall(PetscLogEventEnd(WGF_Sweep, 0, 0, 0, 0));
   }
   if (single)
@@ -761,7 +860,7 @@ PetscErrorCode ICNNGradientFirstOrder(ICNN net, PetscInt n, const PetscReal x[],
 }
 
 /*
-  ICNNDuplicate - a new network with the same shape, strong convexity, chunk, options prefix and
+  ICNNDuplicate - a new network with the same shape, pass-through coordinates, strong convexity, chunk, options prefix and
   parameters (copied).
 
   Collective
@@ -773,6 +872,7 @@ PetscErrorCode ICNNDuplicate(ICNN net, ICNN *dup)
   PetscCall(ICNNCreate(net->comm, dup));
   PetscCall(ICNNSetOptionsPrefix(*dup, net->prefix));
   PetscCall(ICNNSetShape(*dup, net->dim, net->nlayers, net->widths, net->rank));
+  PetscCall(ICNNSetPassive(*dup, net->passive));
   PetscCall(ICNNSetStrongConvexity(*dup, net->s));
   PetscCall(ICNNSetChunkSize(*dup, net->chunk));
   PetscCall(ICNNSetUseNaiveKernels(*dup, net->naive));

@@ -53,7 +53,7 @@ struct KNAME(icnn_work) {
    parameter vector, borrowed when !KOWNIO. */
 static PetscErrorCode KNAME(icnn_work_create)(ICNN net, PetscReal *theta, KNAME(icnn_work) **work)
 {
-  PetscInt           c = net->chunk, D = net->dim, r = net->rank, maxn = 0;
+  PetscInt           c = net->chunk, D = net->da, r = net->rank, maxn = 0;
   KNAME(icnn_work) *wk;
 
   PetscFunctionBegin;
@@ -175,7 +175,7 @@ static PetscErrorCode KNAME(icnn_gemm)(ICNN net, PetscBool ta, PetscBool tb, Pet
    which only psi uses, is skipped (its z then holds the pre-activation): a push needs y alone. */
 static PetscErrorCode KNAME(icnn_forward)(ICNN net, KNAME(icnn_work) *wk, PetscInt c, const KREAL *x, KREAL *psi, KREAL *y)
 {
-  const PetscInt   D = net->dim, r = net->rank, L = net->nlayers;
+  const PetscInt   D = net->da, r = net->rank, L = net->nlayers;
   const KREAL *th = wk->theta, *w = th + net->offw;
 
   PetscFunctionBegin;
@@ -244,7 +244,7 @@ static PetscErrorCode KNAME(icnn_forward)(ICNN net, KNAME(icnn_work) *wk, PetscI
    M[j] = sum_s A[:,s,j] A[:,s,j]^T (D x D) of every layer (MATH.md sec. 3). */
 static void KNAME(icnn_theta_tables)(ICNN net, KNAME(icnn_work) *wk)
 {
-  const PetscInt D = net->dim, r = net->rank;
+  const PetscInt D = net->da, r = net->rank;
   for (PetscInt l = 0; l < net->nlayers; l++) {
     KNAME(icnn_layer) *lw = &wk->lw[l];
     PetscInt         n  = net->widths[l];
@@ -295,7 +295,7 @@ ICNN_INLINE void KNAME(icnn_block_jq)(PetscInt nb, PetscInt D, PetscInt r, Petsc
    needs them too. */
 static void KNAME(icnn_jq)(ICNN net, KNAME(icnn_work) *wk, PetscInt c)
 {
-  const PetscInt D = net->dim, r = net->rank, cD = c * D;
+  const PetscInt D = net->da, r = net->rank, cD = c * D;
   for (PetscInt l = 0; l < net->nlayers; l++) {
     KNAME(icnn_layer) *lw = &wk->lw[l];
     PetscInt         n = net->widths[l], rn = r * n;
@@ -325,7 +325,7 @@ ICNN_INLINE void KNAME(icnn_block_jtsj)(PetscInt nb, PetscInt D, PetscInt n, Pet
    H [c][D][D], L [c][D][D], logdet [c]. start is the global index of the chunk (messages). */
 static PetscErrorCode KNAME(icnn_hessian)(ICNN net, KNAME(icnn_work) *wk, PetscInt start, PetscInt c, KREAL *H, KREAL *L, PetscReal *logdet)
 {
-  const PetscInt   D = net->dim, cD = c * D, D2 = D * D;
+  const PetscInt   D = net->da, cD = c * D, D2 = D * D;
   const KREAL *th = wk->theta;
   const PetscBool pm = D > ICNN_SOA_MAX_DIM ? PETSC_TRUE : PETSC_FALSE;
   KREAL          *T = wk->big[2], *HT = wk->sq, *S = wk->vc[0], *s1j = wk->vc[1];
@@ -420,7 +420,7 @@ ICNN_INLINE void KNAME(icnn_block_r1)(PetscInt nb, PetscInt D, PetscInt c, const
    is needed from the Hessian pass (icnn_jq). */
 static PetscErrorCode KNAME(icnn_sweep)(ICNN net, KNAME(icnn_work) *wk, PetscInt c, const KREAL *x, const KREAL *psibar, const KREAL *ybar, const KREAL *Hbar, PetscBool second, KREAL *grad)
 {
-  const PetscInt   D = net->dim, r = net->rank, cD = c * D, D2 = D * D, L = net->nlayers;
+  const PetscInt   D = net->da, r = net->rank, cD = c * D, D2 = D * D, L = net->nlayers;
   const KREAL *th = wk->theta;
   KREAL       *Jbar = wk->big[0], *Jnext = wk->big[1], *HbarT = wk->sq, *ybarT = wk->ybarT;
   KREAL       *u = wk->vc[0], *v = wk->vc[1], *sb = wk->vc[2];

@@ -222,7 +222,7 @@ PetscErrorCode JKOSetUp(JKO jko)
 {
   const Measure  *rho0;
   const PetscInt *widths;
-  PetscInt        nl, rank, chunk, VD;
+  PetscInt        nl, rank, chunk, VD, passive;
   PetscRandom     rnd;
 
   PetscFunctionBegin;
@@ -234,6 +234,8 @@ PetscErrorCode JKOSetUp(JKO jko)
   jko->D = rho0->dim;
   PetscCall(ICNNGetShape(jko->net, NULL, &nl, &widths, &rank));
   PetscCall(ICNNSetShape(jko->net, jko->D, nl, widths, rank));
+  PetscCall(FlowGetPassive(jko->flow, &passive));
+  PetscCall(ICNNSetPassive(jko->net, passive));
   PetscCall(PetscRandomCreate(PETSC_COMM_SELF, &rnd));
   PetscCall(PetscRandomSetSeed(rnd, (unsigned long)jko->seed + 1));
   PetscCall(PetscRandomSeed(rnd));

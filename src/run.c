@@ -236,7 +236,7 @@ static PetscErrorCode app_restore_options(Run app)
 static PetscErrorCode app_check_restart(Run app)
 {
   hid_t           f;
-  PetscInt        D, nl, r, cD, cnl, cr, cw[ICNN_MAX_LAYERS], nd;
+  PetscInt        D, nl, r, cD, cnl, cr, cw[ICNN_MAX_LAYERS], nd, pas, cpas;
   const PetscInt *w;
   PetscReal       s, cs;
   char            buf[64], mine[64];
@@ -255,6 +255,9 @@ static PetscErrorCode app_check_restart(Run app)
   PetscCall(H5IOReadAttrInt(f, app->ckpt, "/icnn", "rank", &cr));
   PetscCall(H5IOReadAttrReal(f, app->ckpt, "/icnn", "strong_convexity", &cs));
   PetscCheck(cD == D, app->comm, PETSC_ERR_USER_INPUT, "-restart %s: the dimension %" PetscInt_FMT " differs from the checkpoint's %" PetscInt_FMT, app->ckpt, D, cD);
+  PetscCall(ICNNGetPassive(app->net, &pas));
+  PetscCall(CheckpointReadPassive(f, app->ckpt, &cpas));
+  PetscCheck(cpas == pas, app->comm, PETSC_ERR_USER_INPUT, "-restart %s: the maps of this run pass %" PetscInt_FMT " coordinates through (set by the problem's coordinates), the checkpoint's %" PetscInt_FMT " (a checkpoint of an earlier version of wgf?)", app->ckpt, pas, cpas);
   PetscCheck(cnl == nl, app->comm, PETSC_ERR_USER_INPUT, "-restart %s: -icnn_widths gives %" PetscInt_FMT " layers, the checkpoint's network has %" PetscInt_FMT, app->ckpt, nl, cnl);
   for (PetscInt l = 0; l < nl; l++) PetscCheck(cw[l] == w[l], app->comm, PETSC_ERR_USER_INPUT, "-restart %s: -icnn_widths: layer %" PetscInt_FMT " has width %" PetscInt_FMT ", the checkpoint's %" PetscInt_FMT, app->ckpt, l + 1, w[l], cw[l]);
   PetscCheck(cr == r, app->comm, PETSC_ERR_USER_INPUT, "-restart %s: -icnn_rank %" PetscInt_FMT " differs from the checkpoint's %" PetscInt_FMT, app->ckpt, r, cr);

@@ -270,6 +270,87 @@ static PetscErrorCode check_single(PetscRandom rnd, PetscInt D, PetscInt L, cons
   PetscFunctionReturn(0);
 }
 
+/* Pass-through coordinates (ICNNSetPassive): a network over D coordinates whose last P pass
+   through against the same parameters on the first D - P coordinates, by the defining formula
+   psi(x) = psi_a(x_a) + |x_p|^2 / 2: psi, grad psi = (grad psi_a, x_p), Hess psi = diag(Hess
+   psi_a, I), log det; the JKO gradient (V = 0: the pass-through part adds nothing); the push in
+   the given precision; and the finite-difference check over all D coordinates. */
+static PetscErrorCode check_passive(PetscRandom rnd, PetscInt D, PetscInt P, ICNNPrecision prec)
+{
+  const PetscInt n = 7, da = D - P, widths[2] = {6, 5};
+  ICNN           net[2]; /* [0] over x_a alone, [1] over x with P pass-through */
+  PetscInt       np[2], Dk[2] = {da, D};
+  PetscReal     *x, *xa, *theta, *psi[2], *y[2], *H[2], *ld[2], *g[2], *yp, err;
+  CaptureCtx     cap[2];
+  char           shape[96];
+  PetscErrorCode ierr;
+
+  PetscFunctionBegin;
+  PetscCall(PetscSNPrintf(shape, sizeof(shape), "pass-through: D=%d P=%d %s", (int)D, (int)P, ICNNPrecisions[prec]));
+  for (int k = 0; k < 2; k++) {
+    PetscCall(ICNNCreate(PETSC_COMM_SELF, &net[k]));
+    PetscCall(ICNNSetShape(net[k], Dk[k], 2, widths, 2));
+    PetscCall(ICNNSetStrongConvexity(net[k], 0.3));
+    PetscCall(ICNNSetChunkSize(net[k], 3));
+    PetscCall(ICNNSetPrecision(net[k], prec));
+  }
+  PetscCall(ICNNSetPassive(net[1], P));
+  PetscCall(ICNNInitialize(net[0], rnd));
+  for (int k = 0; k < 2; k++) PetscCall(ICNNGetNumParameters(net[k], &np[k]));
+  EXPECT(np[0] == np[1], "%s: %d parameters, the network over D - P has %d", shape, (int)np[1], (int)np[0]);
+  PetscCall(ICNNGetParameters(net[0], &theta));
+  PetscCall(ICNNSetParameters(net[1], theta));
+  PetscCall(PetscMalloc3(n * D, &x, n * da, &xa, n * D, &yp));
+  for (PetscInt i = 0; i < n * D; i++) PetscCall(PetscRandomGetValueReal(rnd, &x[i]));
+  for (PetscInt b = 0; b < n; b++)
+    for (PetscInt d = 0; d < da; d++) xa[b * da + d] = x[b * D + d];
+  for (int k = 0; k < 2; k++) {
+    PetscCall(PetscMalloc5(n, &psi[k], n * Dk[k], &y[k], n * Dk[k] * Dk[k], &H[k], n, &ld[k], np[0], &g[k]));
+    PetscCall(PetscMalloc4(n * Dk[k], &cap[k].y, n * Dk[k] * Dk[k], &cap[k].H, n * Dk[k] * Dk[k], &cap[k].L, n, &cap[k].logdet));
+    cap[k].jko = (JKOCtx){0.05, 0};
+    PetscCall(ICNNEvaluate(net[k], n, k ? x : xa, psi[k], y[k], H[k], ld[k]));
+    PetscCall(PetscArrayzero(g[k], np[0]));
+    PetscCall(ICNNGradient(net[k], n, k ? x : xa, capture_seed, &cap[k], g[k]));
+  }
+  for (PetscInt b = 0; b < n; b++) {
+    PetscReal xp2 = 0;
+    for (PetscInt d = da; d < D; d++) xp2 += x[b * D + d] * x[b * D + d];
+    EXPECT(PetscAbsReal(psi[1][b] - psi[0][b] - 0.5 * xp2) <= 1e-14 * PetscMax(1, PetscAbsReal(psi[1][b])), "%s: psi of point %d is %.17g, psi_a + |x_p|^2/2 = %.17g", shape, (int)b, (double)psi[1][b], (double)(psi[0][b] + 0.5 * xp2));
+    EXPECT(ld[1][b] == ld[0][b] && cap[1].logdet[b] == cap[0].logdet[b], "%s: log det of point %d: %g, the active network's %g", shape, (int)b, (double)ld[1][b], (double)ld[0][b]);
+    for (PetscInt i = 0; i < D; i++) {
+      PetscReal want = i < da ? y[0][b * da + i] : x[b * D + i];
+      EXPECT(y[1][b * D + i] == want && cap[1].y[b * D + i] == (i < da ? cap[0].y[b * da + i] : want), "%s: grad psi of point %d, coordinate %d: %g, want %g", shape, (int)b, (int)i, (double)y[1][b * D + i], (double)want);
+      for (PetscInt j = 0; j < D; j++) {
+        PetscReal wH = (i < da && j < da) ? H[0][b * da * da + i * da + j] : (PetscReal)(i == j);
+        PetscReal wL = (i < da && j < da) ? cap[0].L[b * da * da + i * da + j] : (PetscReal)(i == j);
+        EXPECT(H[1][b * D * D + i * D + j] == wH && cap[1].L[b * D * D + i * D + j] == wL, "%s: Hess psi or its factor of point %d at (%d, %d): %g, %g; want %g, %g", shape, (int)b, (int)i, (int)j, (double)H[1][b * D * D + i * D + j], (double)cap[1].L[b * D * D + i * D + j], (double)wH, (double)wL);
+      }
+    }
+  }
+  EXPECT(PetscAbsReal(cap[1].jko.loss - cap[0].jko.loss) <= 1e-12 * PetscMax(1, PetscAbsReal(cap[0].jko.loss)), "%s: JKO loss %.17g, the active network's %.17g", shape, (double)cap[1].jko.loss, (double)cap[0].jko.loss);
+  EXPECT(relerr(np[0], g[1], g[0]) <= 1e-12, "%s: JKO gradient vs the active network's %g", shape, (double)relerr(np[0], g[1], g[0]));
+  /* the push, in place, in the network's precision */
+  PetscCall(PetscArraycpy(yp, x, n * D));
+  PetscCall(ICNNPush(net[1], n, yp, yp));
+  PetscCall(ICNNPush(net[0], n, xa, y[0]));
+  for (PetscInt b = 0; b < n; b++)
+    for (PetscInt i = 0; i < D; i++) EXPECT(yp[b * D + i] == (i < da ? y[0][b * da + i] : x[b * D + i]), "%s: push of point %d, coordinate %d: %g", shape, (int)b, (int)i, (double)yp[b * D + i]);
+  PetscCall(ICNNTestGradient(net[1], 3, x, PETSC_VIEWER_STDOUT_SELF, &err));
+  EXPECT(err < (prec == ICNN_PRECISION_SINGLE ? 1e-5 : 1e-6), "%s: finite-difference check %g", shape, (double)err);
+  /* at least one coordinate must be the network's */
+  PetscCall(PetscPushErrorHandler(PetscReturnErrorHandler, NULL));
+  ierr = ICNNSetPassive(net[1], D);
+  PetscCall(PetscPopErrorHandler());
+  EXPECT(ierr == PETSC_ERR_USER_INPUT, "%s: ICNNSetPassive(D) gave error code %d, expected PETSC_ERR_USER_INPUT", shape, (int)ierr);
+  for (int k = 0; k < 2; k++) {
+    PetscCall(PetscFree5(psi[k], y[k], H[k], ld[k], g[k]));
+    PetscCall(PetscFree4(cap[k].y, cap[k].H, cap[k].L, cap[k].logdet));
+    PetscCall(ICNNDestroy(&net[k]));
+  }
+  PetscCall(PetscFree3(x, xa, yp));
+  PetscFunctionReturn(0);
+}
+
 /* The activations' exp against libm's: within 2 ulp on random points over the whole range, down
    to the subnormals, and at the edges. */
 static PetscErrorCode check_exp(PetscRandom rnd)
@@ -364,6 +445,9 @@ int main(int argc, char **argv)
   PetscCall(PetscRandomSetInterval(rnd, -1, 1));
   for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) PetscCall(check_shape(rnd, cases[k].D, cases[k].L, cases[k].w, cases[k].r, cases[k].s, cases[k].n));
   for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) PetscCall(check_single(rnd, cases[k].D, cases[k].L, cases[k].w, cases[k].r, cases[k].s, cases[k].n));
+  PetscCall(check_passive(rnd, 3, 1, ICNN_PRECISION_DOUBLE));
+  PetscCall(check_passive(rnd, 5, 2, ICNN_PRECISION_SINGLE));
+  PetscCall(check_passive(rnd, 20, 1, ICNN_PRECISION_DOUBLE)); /* the active part above ICNN_SOA_MAX_DIM */
   PetscCall(check_errors(rnd));
   PetscCall(check_exp(rnd));
   PetscCall(PetscRandomDestroy(&rnd));

@@ -67,6 +67,7 @@ PetscErrorCode CheckpointWrite(MPI_Comm, const char[], const CheckpointData *, P
 PetscErrorCode CheckpointFind(MPI_Comm, const char[], char[], size_t);
 PetscErrorCode CheckpointReadState(MPI_Comm, const char[], PetscInt, CheckpointState *);
 PetscErrorCode CheckpointStateDestroy(CheckpointState *);
+PetscErrorCode CheckpointReadPassive(hid_t, const char[], PetscInt *);
 PetscErrorCode CheckpointLoadICNN(MPI_Comm, const char[], PetscInt *, ICNN);
 PetscErrorCode CheckpointLoadFlow(MPI_Comm, const char[], PetscInt, ICNN, Flow);
 PetscErrorCode CheckpointLoadMaps(MPI_Comm, const char[], PetscInt, PetscInt, Flow);

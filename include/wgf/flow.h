@@ -31,6 +31,7 @@ PetscErrorCode FlowSetInitialGaussian(Flow, PetscInt, const PetscReal[], const P
 PetscErrorCode FlowGetInitial(Flow, const Measure **);
 PetscErrorCode FlowSetCoordinates(Flow, Coordinates *);
 PetscErrorCode FlowHasCoordinates(Flow, PetscBool *);
+PetscErrorCode FlowGetPassive(Flow, PetscInt *);
 PetscErrorCode FlowToProblem(Flow, PetscInt, PetscReal[], PetscReal[]);
 PetscErrorCode FlowSetObservations(Flow, FlowObservations *, PetscInt, uint32_t);
 PetscErrorCode FlowHasObservations(Flow, PetscBool *);

@@ -45,6 +45,8 @@ PetscErrorCode ICNNSetOptionsPrefix(ICNN, const char[]);
 PetscErrorCode ICNNAppendOptionsPrefix(ICNN, const char[]);
 PetscErrorCode ICNNSetShape(ICNN, PetscInt, PetscInt, const PetscInt[], PetscInt);
 PetscErrorCode ICNNGetShape(ICNN, PetscInt *, PetscInt *, const PetscInt **, PetscInt *);
+PetscErrorCode ICNNSetPassive(ICNN, PetscInt);
+PetscErrorCode ICNNGetPassive(ICNN, PetscInt *);
 PetscErrorCode ICNNSetStrongConvexity(ICNN, PetscReal);
 PetscErrorCode ICNNGetStrongConvexity(ICNN, PetscReal *);
 PetscErrorCode ICNNSetChunkSize(ICNN, PetscInt);

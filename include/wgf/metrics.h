@@ -35,9 +35,13 @@ typedef struct {
    own (where rho_0, V and the maps live) while everything a user reads (samples, densities,
    files of samples) is in the problem's theta. forward: theta [n][D] = T(u [n][D]) (theta may be
    u, in place) and, if logdet [n] is not NULL, log |det DT(u)|; inverse: u = T^{-1}(theta) (u
-   may be theta). destroy frees ctx (may be NULL). A zeroed struct is the identity. */
+   may be theta). destroy frees ctx (may be NULL). A zeroed struct is the identity.
+   passive: the last passive coordinates of u are stationary under the flow, because V is
+   |u_p|^2 / 2 plus a function of the others and rho_0 is a product with N(0, I) in them: the
+   maps leave them in place (ICNNSetPassive), which is the exact JKO step (MATH.md sec. 1). */
 typedef struct {
-  void *ctx;
+  PetscInt passive;
+  void    *ctx;
   PetscErrorCode (*forward)(void *ctx, PetscInt n, const PetscReal u[], PetscReal theta[], PetscReal logdet[]);
   PetscErrorCode (*inverse)(void *ctx, PetscInt n, const PetscReal theta[], PetscReal u[]);
   PetscErrorCode (*destroy)(void *ctx);

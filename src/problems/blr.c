@@ -859,6 +859,10 @@ static PetscErrorCode blr_coordinates_create(Problem p, Coordinates *c)
   c->forward = bp->coords == BLR_WHITENED ? blr_white_forward : blr_coords_forward;
   c->inverse = bp->coords == BLR_WHITENED ? blr_white_inverse : blr_coords_inverse;
   c->destroy = blr_coords_destroy;
+  /* whitened: V_u = |u|^2 / 2 - log likelihood(w(z)) and rho_0 = N(0, I) (up to the truncation of
+     log alpha to [-c, c]), so v's flow is stationary and the maps pass it through: the exact JKO
+     step, where a map trained on v as well contracts it with z in the first step (README) */
+  c->passive = bp->coords == BLR_WHITENED ? 1 : 0;
   PetscFunctionReturn(0);
 }
 
