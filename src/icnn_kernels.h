@@ -340,7 +340,8 @@ static PetscErrorCode KNAME(icnn_hessian)(ICNN net, KNAME(icnn_work) *wk, PetscI
   for (PetscInt l = 0; l < net->nlayers; l++) {
     KNAME(icnn_layer) *lw = &wk->lw[l];
     PetscInt       n  = net->widths[l];
-    /* HT = sum_j g_l[j] 2 M_l[j] for all points, point-minor: (D^2 x n)(n x c) */
+    /* sum_j g_l[j] 2 M_l[j] for all points: into H point-major (c x n)(n x D^2), or into HT
+       point-minor (D^2 x n)(n x c) */
     if (pm) PetscCall(KNAME(icnn_gemm)(net, PETSC_FALSE, PETSC_FALSE, c, D2, n, 2, lw->g, n, lw->M, D2, 1, H, D2));
     else PetscCall(KNAME(icnn_gemm)(net, PETSC_TRUE, PETSC_TRUE, D2, c, n, 2, lw->M, D2, lw->g, n, l ? 1 : 0, HT, c));
     if (l == 0) continue;
