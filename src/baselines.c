@@ -294,7 +294,7 @@ PetscErrorCode BaselineSetFromOptions(Baseline b)
   PetscCall(ProblemSetSeed(b->problem, (uint32_t)b->seed));
   PetscCall(ProblemSetFromOptions(b->problem));
   PetscCall(ProblemSetBeta(b->problem, b->beta));
-  PetscCall(ProblemSetTimeStep(b->problem, b->h));
+  PetscCall(ProblemSetTimeStep(b->problem, b->h, 0));
   {
     const char *type;
     PetscCall(ProblemGetType(b->problem, &type));

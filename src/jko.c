@@ -22,6 +22,9 @@ struct _p_JKO {
   PetscReal h, beta, lr, beta1, beta2, wd, eps;
   PetscInt  nsched;                 /* piecewise-constant learning rate over steps */
   PetscReal sched[2 * JKO_MAX_SCHEDULE]; /* pairs (first step, lr) */
+  PetscInt  nhstart;                /* -jko_h_start: the time steps of steps 1..nhstart, then h */
+  PetscReal hstart[JKO_MAX_SCHEDULE];
+  PetscReal hstep;                  /* the time step of the step being solved */
   PetscInt  pre_iters;
   PetscReal pre_lr, pre_tol;
   PetscBool setupcalled;
@@ -132,7 +135,8 @@ PetscErrorCode JKOGetNetwork(JKO jko, ICNN *net)
   PetscFunctionReturn(0);
 }
 
-/* JKOGetSettings - -jko_steps, -jko_h, -jko_beta and -jko_iters in effect; any may be NULL. */
+/* JKOGetSettings - -jko_steps, -jko_h, -jko_beta and -jko_iters in effect; any may be NULL. h is
+   the time step after the -jko_h_start ones (JKOGetStepSize, JKOGetTime). */
 PetscErrorCode JKOGetSettings(JKO jko, PetscInt *steps, PetscReal *h, PetscReal *beta, PetscInt *iters)
 {
   PetscFunctionBegin;
@@ -143,11 +147,50 @@ PetscErrorCode JKOGetSettings(JKO jko, PetscInt *steps, PetscReal *h, PetscReal 
   PetscFunctionReturn(0);
 }
 
+/* JKOGetStartSteps - the -jko_h_start time steps: n of them in h [n] (borrowed; may be NULL).
+   Not Collective. */
+PetscErrorCode JKOGetStartSteps(JKO jko, PetscInt *n, const PetscReal **h)
+{
+  PetscFunctionBegin;
+  *n = jko->nhstart;
+  if (h) *h = jko->hstart;
+  PetscFunctionReturn(0);
+}
+
+/* JKOGetStepSize - the time step of step k >= 1: the k-th of -jko_h_start, after them -jko_h.
+   Not Collective. */
+PetscErrorCode JKOGetStepSize(JKO jko, PetscInt k, PetscReal *h)
+{
+  PetscFunctionBegin;
+  PetscCheck(k >= 1, PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE, "JKOGetStepSize: step %" PetscInt_FMT " < 1", k);
+  *h = k <= jko->nhstart ? jko->hstart[k - 1] : jko->h;
+  PetscFunctionReturn(0);
+}
+
+/* JKOGetTime - t_k, the sum of the time steps of steps 1..k (0 at k = 0; k h without -jko_h_start,
+   computed as that product so that the times of a run without it are those of before). Not
+   Collective. */
+PetscErrorCode JKOGetTime(JKO jko, PetscInt k, PetscReal *t)
+{
+  PetscInt n = PetscMin(k, jko->nhstart);
+
+  PetscFunctionBegin;
+  PetscCheck(k >= 0, PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE, "JKOGetTime: step %" PetscInt_FMT " < 0", k);
+  *t = 0;
+  for (PetscInt i = 0; i < n; i++) *t += jko->hstart[i];
+  *t += (k - n) * jko->h;
+  PetscFunctionReturn(0);
+}
+
 /*
   JKOSetFromOptions - reads the solver's options (and the network's, -icnn_*):
     -jko_steps K            number of JKO steps (20)
     -jko_iters N            Adam iterations per step (500)
     -jko_h h                time step (0.05)
+    -jko_h_start h1,h2,...  the time steps of steps 1, 2, ... (at most 32), -jko_h after them (none):
+                            small first steps for a stiff potential, whose fast directions a
+                            single large step would ask one map to contract by orders of magnitude
+                            (README "Posterior sampling"); t_k is the sum of the steps
     -jko_beta b             inverse temperature of the free energy (1)
     -jko_batch B            global minibatch, split over the ranks (1024)
     -jko_lr lr              Adam learning rate (5e-3)
@@ -168,7 +211,7 @@ PetscErrorCode JKOGetSettings(JKO jko, PetscInt *steps, PetscReal *h, PetscReal 
 */
 PetscErrorCode JKOSetFromOptions(JKO jko)
 {
-  PetscInt nsched = 2 * JKO_MAX_SCHEDULE;
+  PetscInt nsched = 2 * JKO_MAX_SCHEDULE, nhstart = JKO_MAX_SCHEDULE;
 
   PetscFunctionBegin;
   PetscCall(ICNNSetFromOptions(jko->net));
@@ -176,6 +219,7 @@ PetscErrorCode JKOSetFromOptions(JKO jko)
   PetscCall(PetscOptionsInt("-jko_steps", "Number of JKO steps", "JKOStepSolve", jko->steps, &jko->steps, NULL));
   PetscCall(PetscOptionsInt("-jko_iters", "Adam iterations per step", "JKOStepSolve", jko->iters, &jko->iters, NULL));
   PetscCall(PetscOptionsReal("-jko_h", "Time step h", "JKOStepSolve", jko->h, &jko->h, NULL));
+  PetscCall(PetscOptionsRealArray("-jko_h_start", "Time steps of the first steps (then -jko_h)", "JKOStepSolve", jko->hstart, &nhstart, NULL));
   PetscCall(PetscOptionsReal("-jko_beta", "Inverse temperature beta", "JKOStepSolve", jko->beta, &jko->beta, NULL));
   PetscCall(PetscOptionsInt("-jko_batch", "Global minibatch size", "JKOStepSolve", jko->batch, &jko->batch, NULL));
   PetscCall(PetscOptionsReal("-jko_lr", "Adam learning rate", "JKOStepSolve", jko->lr, &jko->lr, NULL));
@@ -191,6 +235,9 @@ PetscErrorCode JKOSetFromOptions(JKO jko)
   PetscCall(PetscOptionsInt("-jko_monitor_every", "Print the loss every M iterations (0: per step)", "JKOStepSolve", jko->monitor_every, &jko->monitor_every, NULL));
   PetscOptionsEnd();
   if (nsched == 2 * JKO_MAX_SCHEDULE && jko->nsched == 0) nsched = 0; /* option not given */
+  if (nhstart == JKO_MAX_SCHEDULE && jko->nhstart == 0) nhstart = 0;
+  jko->nhstart = nhstart;
+  for (PetscInt i = 0; i < nhstart; i++) PetscCheck(jko->hstart[i] > 0 && !PetscIsInfOrNanReal(jko->hstart[i]), jko->comm, PETSC_ERR_USER_INPUT, "-jko_h_start: time step %" PetscInt_FMT " is %g; each must be finite and > 0", i + 1, (double)jko->hstart[i]);
   PetscCheck(nsched % 2 == 0, jko->comm, PETSC_ERR_USER_INPUT, "-jko_lr_schedule needs pairs first_step,lr; %" PetscInt_FMT " numbers given", nsched);
   jko->nsched = nsched / 2;
   for (PetscInt i = 0; i < jko->nsched; i++) {
@@ -268,7 +315,7 @@ static PetscErrorCode jko_seed(void *ctx, PetscInt start, PetscInt n, PetscInt D
 {
   JKOSeedCtx  *c   = (JKOSeedCtx *)ctx;
   JKO          jko = c->jko;
-  PetscReal    h = jko->h, hb = jko->h / jko->beta, sc = c->scale;
+  PetscReal    h = jko->hstep, hb = jko->hstep / jko->beta, sc = c->scale;
   PetscBLASInt nD, info;
 
   PetscFunctionBegin;
@@ -534,13 +581,14 @@ PetscErrorCode JKOStepSolve(JKO jko, JKOStepInfo *info)
   PetscLogDouble t0, t1;
   JKOStepInfo    inf = {0};
   PetscInt       k, it0 = 0;
-  PetscReal     *theta, lr;
+  PetscReal     *theta, lr, t;
   char           clock[96];
 
   PetscFunctionBegin;
   PetscCall(JKOSetUp(jko));
   PetscCall(FlowGetNumMaps(jko->flow, &k));
   lr = jko_learning_rate(jko, k + 1);
+  PetscCall(JKOGetStepSize(jko, k + 1, &jko->hstep));
   PetscCall(PetscTime(&t0));
   if (jko->t_steps < 0) jko->t_steps = t0;
   if (jko->resident) PetscCall(WGFCheckAllRanks(jko->comm, jko_resident_update(jko, k), "pushing the resident particles"));
@@ -572,7 +620,8 @@ PetscErrorCode JKOStepSolve(JKO jko, JKOStepInfo *info)
   PetscCall(ICNNGetParameters(jko->net, &theta));
   PetscCall(FlowAddMap(jko->flow, theta));
   PetscCall(jko_clock(jko, inf.step, clock, sizeof(clock)));
-  PetscCall(PetscPrintf(jko->comm, "step %3" PetscInt_FMT "  t = %.4f  loss %.6e (W2 %.4e, V %.4e, entropy %.4e)  lr %.1e  %.2f s  %.1f it/s  %s\n", inf.step, (double)(inf.step * jko->h), (double)inf.loss, (double)inf.w2, (double)inf.potential, (double)inf.entropy, (double)lr, inf.seconds, inf.its_per_second, clock));
+  PetscCall(JKOGetTime(jko, inf.step, &t));
+  PetscCall(PetscPrintf(jko->comm, "step %3" PetscInt_FMT "  t = %.4f  loss %.6e (W2 %.4e, V %.4e, entropy %.4e)  lr %.1e  %.2f s  %.1f it/s  %s\n", inf.step, (double)t, (double)inf.loss, (double)inf.w2, (double)inf.potential, (double)inf.entropy, (double)lr, inf.seconds, inf.its_per_second, clock));
   if (info) *info = inf;
   PetscFunctionReturn(0);
 }
@@ -649,6 +698,11 @@ PetscErrorCode JKOView(JKO jko, PetscViewer viewer)
   if (!viewer) PetscCall(PetscViewerASCIIGetStdout(jko->comm, &viewer));
   PetscCallMPI(MPI_Comm_size(jko->comm, &size));
   PetscCall(PetscViewerASCIIPrintf(viewer, "JKO: %" PetscInt_FMT " steps of h = %g (beta %g), %" PetscInt_FMT " Adam iterations each, global batch %" PetscInt_FMT " on %d ranks, lr %g, pretraining %" PetscInt_FMT " iterations, minibatches %s\n", jko->steps, (double)jko->h, (double)jko->beta, jko->iters, jko->batch, size, (double)jko->lr, jko->pre_iters, jko->resident ? "from resident particles pushed once per step" : "fresh through the chain"));
+  if (jko->nhstart) {
+    PetscReal t;
+    PetscCall(JKOGetTime(jko, jko->nhstart, &t));
+    PetscCall(PetscViewerASCIIPrintf(viewer, "  the first %" PetscInt_FMT " steps of h = %g to %g (-jko_h_start), t = %g after them\n", jko->nhstart, (double)jko->hstart[0], (double)jko->hstart[jko->nhstart - 1], (double)t));
+  }
   PetscCall(ICNNView(jko->net, viewer));
   PetscFunctionReturn(0);
 }
@@ -693,6 +747,12 @@ PetscErrorCode JKOWriteConfig(JKO jko, hid_t group)
       PetscCall(PetscStrlcat(sched, buf, sizeof(sched)));
     }
     PetscCall(H5IOWriteAttrString(group, "jko_lr_schedule", sched));
+    sched[0] = 0;
+    for (PetscInt i = 0; i < jko->nhstart; i++) {
+      PetscCall(PetscSNPrintf(buf, sizeof(buf), "%s%.17g", i ? "," : "", (double)jko->hstart[i]));
+      PetscCall(PetscStrlcat(sched, buf, sizeof(sched)));
+    }
+    PetscCall(H5IOWriteAttrString(group, "jko_h_start", sched));
   }
   PetscFunctionReturn(0);
 }

@@ -131,14 +131,16 @@ PetscErrorCode ProblemSetBeta(Problem p, PetscReal beta)
   PetscFunctionReturn(0);
 }
 
-/* ProblemSetTimeStep - the time step h of the flow (-jko_h), for a type whose data live on the
-   time grid (filtering: the observation times must be multiples of h); before ProblemSetUpFlow.
+/* ProblemSetTimeStep - the time step h of the flow (-jko_h) after its first nstart steps, which
+   have sizes of their own (-jko_h_start), for a type whose data live on the time grid (filtering:
+   the observation times must be multiples of h, and nstart 0); before ProblemSetUpFlow.
    Not Collective. */
-PetscErrorCode ProblemSetTimeStep(Problem p, PetscReal h)
+PetscErrorCode ProblemSetTimeStep(Problem p, PetscReal h, PetscInt nstart)
 {
   PetscFunctionBegin;
   PetscCheck(h > 0 && !PetscIsInfOrNanReal(h), p->comm, PETSC_ERR_USER_INPUT, "-jko_h %g must be finite and > 0", (double)h);
-  p->h = h;
+  p->h      = h;
+  p->hstart = nstart;
   PetscFunctionReturn(0);
 }
 

@@ -119,11 +119,13 @@ static PetscErrorCode app_prepare_out_dir(const char dir[], PetscBool restart)
 /* The problem's metrics of rho_k (ProblemEvaluate), into the columns after the driver's. */
 static PetscErrorCode app_evaluate(Run app, PetscInt k, PetscReal *row)
 {
-  Measure model = {0};
+  Measure   model = {0};
+  PetscReal t;
 
   PetscFunctionBegin;
+  PetscCall(JKOGetTime(app->jko, k, &t));
   PetscCall(FlowGetMeasure(app->flow, k, &model));
-  PetscCall(ProblemEvaluate(app->problem, &model, k, k * app->h, app->eval_samples, row + NHEAD));
+  PetscCall(ProblemEvaluate(app->problem, &model, k, t, app->eval_samples, row + NHEAD));
   PetscCall(MeasureDestroy(&model));
   PetscFunctionReturn(0);
 }
@@ -148,11 +150,13 @@ static PetscErrorCode app_check_unused_options(Run app)
 static PetscErrorCode app_write_checkpoint(Run app, PetscInt k, PetscInt iter)
 {
   const PetscReal *theta, *m, *v;
+  PetscReal        t;
 
   PetscFunctionBegin;
   PetscCall(JKOGetState(app->jko, NULL, &theta, &m, &v));
+  PetscCall(JKOGetTime(app->jko, k, &t));
   {
-    CheckpointData d = {.step = k, .iter = iter, .theta = theta, .adam_m = m, .adam_v = v, .time = k * app->h, .h = app->h, .beta = app->beta, .iters = app->iters, .map_loss = app->map_loss, .net = app->net, .flow = app->flow, .np = app->particles, .np_start = app->pstart, .np_local = app->pn, .x0 = app->x0, .x = app->x, .logrho = app->logrho, .hist_rows = k + 1, .hist_cols = app->ncols, .hist_columns = app->columns, .hist = app->hist, .write_problem = app_write_problem, .write_config = app_write_config, .ctx = app};
+    CheckpointData d = {.step = k, .iter = iter, .theta = theta, .adam_m = m, .adam_v = v, .time = t, .h = app->h, .beta = app->beta, .iters = app->iters, .map_loss = app->map_loss, .net = app->net, .flow = app->flow, .np = app->particles, .np_start = app->pstart, .np_local = app->pn, .x0 = app->x0, .x = app->x, .logrho = app->logrho, .hist_rows = k + 1, .hist_cols = app->ncols, .hist_columns = app->columns, .hist = app->hist, .write_problem = app_write_problem, .write_config = app_write_config, .ctx = app};
     PetscCall(CheckpointWrite(app->comm, app->out_dir, &d, app->ckpt_keep, app->last, sizeof(app->last)));
   }
   PetscFunctionReturn(0);
@@ -269,6 +273,20 @@ static PetscErrorCode app_check_restart(Run app)
     PetscCheck(!strcmp(buf, mine), app->comm, PETSC_ERR_USER_INPUT, "-restart %s: -%s %s differs from the checkpoint's %s", app->ckpt, opt, mine, buf); \
   } while (0)
   SAME_CONFIG("jko_h", "%.17g", (double)app->h);
+  { /* -jko_h_start, as JKOWriteConfig writes it (a checkpoint from before the option: none) */
+    const PetscReal *hs;
+    PetscInt         nhs;
+    htri_t           has;
+    char             theirs[1024] = "", ours[1024] = "";
+    PetscCall(JKOGetStartSteps(app->jko, &nhs, &hs));
+    for (PetscInt i = 0; i < nhs; i++) {
+      PetscCall(PetscSNPrintf(buf, sizeof(buf), "%s%.17g", i ? "," : "", (double)hs[i]));
+      PetscCall(PetscStrlcat(ours, buf, sizeof(ours)));
+    }
+    PetscCallH5(has = H5Aexists_by_name(f, "/config", "jko_h_start", H5P_DEFAULT));
+    if (has > 0) PetscCall(H5IOReadAttrString(f, app->ckpt, "/config", "jko_h_start", theirs, sizeof(theirs)));
+    PetscCheck(!strcmp(theirs, ours), app->comm, PETSC_ERR_USER_INPUT, "-restart %s: -jko_h_start \"%s\" differs from the checkpoint's \"%s\"", app->ckpt, ours, theirs);
+  }
   SAME_CONFIG("jko_beta", "%.17g", (double)app->beta);
   SAME_CONFIG("seed", "%u", (unsigned)app->seed);
 #undef SAME_CONFIG
@@ -328,7 +346,7 @@ PetscErrorCode RunCreate(MPI_Comm comm, Run *run)
 PetscErrorCode RunSetFromOptions(Run app)
 {
   PetscMPIInt      size;
-  PetscInt    nmetrics;
+  PetscInt    nmetrics, nhstart;
   const char *metrics;
   Potential   V;
 
@@ -370,7 +388,8 @@ PetscErrorCode RunSetFromOptions(Run app)
   PetscCall(JKOCreate(app->comm, &app->jko));
   PetscCall(JKOSetFromOptions(app->jko));
   PetscCall(JKOGetSettings(app->jko, NULL, &app->h, NULL, NULL));
-  PetscCall(ProblemSetTimeStep(app->problem, app->h));
+  PetscCall(JKOGetStartSteps(app->jko, &nhstart, NULL));
+  PetscCall(ProblemSetTimeStep(app->problem, app->h, nhstart));
   PetscCall(ProblemSetUpFlow(app->problem, app->flow));
   PetscCall(JKOSetFlow(app->jko, app->flow));
   PetscCall(JKOSetPotential(app->jko, V));
@@ -493,7 +512,8 @@ PetscErrorCode RunSolve(Run app)
       break;
     }
     PetscCall(WGFCheckAllRanks(app->comm, app_advance_particles(app, k), "pushing the particles"));
-    row[0] = k, row[1] = k * app->h, row[2] = info.loss, row[3] = info.w2, row[4] = info.potential, row[5] = info.entropy;
+    PetscCall(JKOGetTime(app->jko, k, &row[1]));
+    row[0] = k, row[2] = info.loss, row[3] = info.w2, row[4] = info.potential, row[5] = info.entropy;
     app->map_loss[k - 1] = info.loss;
     iters_per_s += info.its_per_second;
     nsteps_done++;
@@ -501,7 +521,7 @@ PetscErrorCode RunSolve(Run app)
       PetscCall(PetscLogStagePush(app->stage[2]));
       PetscCall(app_evaluate(app, k, row));
       PetscCall(PetscLogStagePop());
-      PetscCall(ProblemMonitor(app->problem, k, k * app->h, row + NHEAD));
+      PetscCall(ProblemMonitor(app->problem, k, row[1], row + NHEAD));
     }
     PetscCall(PetscTime(&t1));
     row[app->ncols - 1] = t1 - t0;

@@ -26,7 +26,7 @@ PetscErrorCode ProblemSetType(Problem, const char[]);
 PetscErrorCode ProblemGetType(Problem, const char **);
 PetscErrorCode ProblemSetSeed(Problem, uint32_t);
 PetscErrorCode ProblemSetBeta(Problem, PetscReal);
-PetscErrorCode ProblemSetTimeStep(Problem, PetscReal);
+PetscErrorCode ProblemSetTimeStep(Problem, PetscReal, PetscInt);
 PetscErrorCode ProblemSetFromOptions(Problem);
 PetscErrorCode ProblemLoad(Problem, const char[]);
 PetscErrorCode ProblemSame(Problem, Problem, PetscBool *, const char **);

@@ -334,6 +334,7 @@ static PetscErrorCode filter_steps(Problem p, PetscInt **steps)
 
   PetscFunctionBegin;
   PetscCheck(p->h > 0, p->comm, PETSC_ERR_ORDER, "the filtering problem needs the time step (ProblemSetTimeStep) before its flow");
+  PetscCheck(p->hstart == 0, p->comm, PETSC_ERR_USER_INPUT, "-jko_h_start: the filtering problem takes its observations at multiples of -jko_h and needs one time step throughout");
   PetscCall(PetscMalloc1(PetscMax(fd->m, 1), steps));
   for (PetscInt j = 0; j < fd->m; j++) {
     PetscReal q = fd->t[j] / p->h, r = PetscFloorReal(q + 0.5);

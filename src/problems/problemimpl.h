@@ -38,7 +38,8 @@ struct _p_Problem {
   char       type[64];
   uint32_t   seed;
   PetscReal  beta;
-  PetscReal  h; /* the time step of the flow (ProblemSetTimeStep; 0: not given) */
+  PetscReal  h;      /* the time step of the flow (ProblemSetTimeStep; 0: not given) */
+  PetscInt   hstart; /* the number of first steps of other sizes before h (-jko_h_start) */
   ProblemOps ops;
   void      *data;
   PetscBool  built;     /* setfromoptions or load has run */

@@ -602,6 +602,7 @@ def part_options(check, args, tmp, short):
         (["-icnn_rank", "3"], "-icnn_rank", (1,)),
         (["-icnn_strong_convexity", "1e-3"], "-icnn_strong_convexity", (1,)),
         (["-jko_h", "0.04"], "-jko_h", (1, 2)),
+        (["-jko_h_start", "0.01,0.02"], "-jko_h_start", (1,)),
         (["-jko_beta", "2"], "-jko_beta", (1,)),
         (["-seed", str(args.seed + 1)], "-seed", (1, 2)),
         (["-particles", "100"], "-particles", (1,)),
