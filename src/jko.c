@@ -147,13 +147,28 @@ PetscErrorCode JKOGetSettings(JKO jko, PetscInt *steps, PetscReal *h, PetscReal 
   PetscFunctionReturn(0);
 }
 
-/* JKOGetStartSteps - the -jko_h_start time steps: n of them in h [n] (borrowed; may be NULL).
-   Not Collective. */
-PetscErrorCode JKOGetStartSteps(JKO jko, PetscInt *n, const PetscReal **h)
+/* JKOGetStartSteps - the number of -jko_h_start time steps (JKOGetStepSize gives them). Not
+   Collective. */
+PetscErrorCode JKOGetStartSteps(JKO jko, PetscInt *n)
 {
   PetscFunctionBegin;
   *n = jko->nhstart;
-  if (h) *h = jko->hstart;
+  PetscFunctionReturn(0);
+}
+
+/* JKOFormatStartSteps - the -jko_h_start list as text, "h1,h2,..." each with 17 digits (empty
+   without the option): the /config attribute jko_h_start, and what a restart compares with it.
+   Not Collective. */
+PetscErrorCode JKOFormatStartSteps(JKO jko, char buf[], size_t len)
+{
+  char one[32];
+
+  PetscFunctionBegin;
+  buf[0] = 0;
+  for (PetscInt i = 0; i < jko->nhstart; i++) {
+    PetscCall(PetscSNPrintf(one, sizeof(one), "%s%.17g", i ? "," : "", (double)jko->hstart[i]));
+    PetscCall(PetscStrlcat(buf, one, len));
+  }
   PetscFunctionReturn(0);
 }
 
@@ -190,7 +205,7 @@ PetscErrorCode JKOGetTime(JKO jko, PetscInt k, PetscReal *t)
     -jko_h_start h1,h2,...  the time steps of steps 1, 2, ... (at most 32), -jko_h after them (none):
                             small first steps for a stiff potential, whose fast directions a
                             single large step would ask one map to contract by orders of magnitude
-                            (README "Posterior sampling"); t_k is the sum of the steps
+                            (jobs/accuracy/README.md, "Small first steps"); t_k is their sum
     -jko_beta b             inverse temperature of the free energy (1)
     -jko_batch B            global minibatch, split over the ranks (1024)
     -jko_lr lr              Adam learning rate (5e-3)
@@ -747,11 +762,7 @@ PetscErrorCode JKOWriteConfig(JKO jko, hid_t group)
       PetscCall(PetscStrlcat(sched, buf, sizeof(sched)));
     }
     PetscCall(H5IOWriteAttrString(group, "jko_lr_schedule", sched));
-    sched[0] = 0;
-    for (PetscInt i = 0; i < jko->nhstart; i++) {
-      PetscCall(PetscSNPrintf(buf, sizeof(buf), "%s%.17g", i ? "," : "", (double)jko->hstart[i]));
-      PetscCall(PetscStrlcat(sched, buf, sizeof(sched)));
-    }
+    PetscCall(JKOFormatStartSteps(jko, sched, sizeof(sched)));
     PetscCall(H5IOWriteAttrString(group, "jko_h_start", sched));
   }
   PetscFunctionReturn(0);

@@ -274,15 +274,9 @@ static PetscErrorCode app_check_restart(Run app)
   } while (0)
   SAME_CONFIG("jko_h", "%.17g", (double)app->h);
   { /* -jko_h_start, as JKOWriteConfig writes it (a checkpoint from before the option: none) */
-    const PetscReal *hs;
-    PetscInt         nhs;
-    htri_t           has;
-    char             theirs[1024] = "", ours[1024] = "";
-    PetscCall(JKOGetStartSteps(app->jko, &nhs, &hs));
-    for (PetscInt i = 0; i < nhs; i++) {
-      PetscCall(PetscSNPrintf(buf, sizeof(buf), "%s%.17g", i ? "," : "", (double)hs[i]));
-      PetscCall(PetscStrlcat(ours, buf, sizeof(ours)));
-    }
+    htri_t has;
+    char   theirs[1024] = "", ours[1024];
+    PetscCall(JKOFormatStartSteps(app->jko, ours, sizeof(ours)));
     PetscCallH5(has = H5Aexists_by_name(f, "/config", "jko_h_start", H5P_DEFAULT));
     if (has > 0) PetscCall(H5IOReadAttrString(f, app->ckpt, "/config", "jko_h_start", theirs, sizeof(theirs)));
     PetscCheck(!strcmp(theirs, ours), app->comm, PETSC_ERR_USER_INPUT, "-restart %s: -jko_h_start \"%s\" differs from the checkpoint's \"%s\"", app->ckpt, ours, theirs);
@@ -388,7 +382,7 @@ PetscErrorCode RunSetFromOptions(Run app)
   PetscCall(JKOCreate(app->comm, &app->jko));
   PetscCall(JKOSetFromOptions(app->jko));
   PetscCall(JKOGetSettings(app->jko, NULL, &app->h, NULL, NULL));
-  PetscCall(JKOGetStartSteps(app->jko, &nhstart, NULL));
+  PetscCall(JKOGetStartSteps(app->jko, &nhstart));
   PetscCall(ProblemSetTimeStep(app->problem, app->h, nhstart));
   PetscCall(ProblemSetUpFlow(app->problem, app->flow));
   PetscCall(JKOSetFlow(app->jko, app->flow));

@@ -29,6 +29,9 @@ def main():
     ap.add_argument("ref")
     ap.add_argument("samples", nargs="+")
     ap.add_argument("--rate", type=float, default=100.0, help="-blr_prior_rate of the run (default 100)")
+    ap.add_argument("--coupling", type=int, default=0, metavar="K",
+                    help="also print, for each of the K narrowest exact axes, the share of its variance in the exact "
+                         "sample explained by a quadratic in the remaining (wider) axes: how curved the posterior is in z")
     a = ap.parse_args()
     with h5py.File(a.ref, "r") as f:
         z = to_z(f["/samples"][...], a.rate)
@@ -37,6 +40,15 @@ def main():
     sd = np.sqrt(ev)
     np.set_printoptions(precision=3, suppress=True, linewidth=120)
     print("exact sd  ", sd)
+    if a.coupling:
+        q = (z - m) @ U
+        rest = q[:, a.coupling:]
+        F = np.column_stack([np.ones(len(q)), rest, rest ** 2])
+        r2 = []
+        for j in range(a.coupling):
+            c = np.linalg.lstsq(F, q[:, j], rcond=None)[0]
+            r2.append(1 - np.var(q[:, j] - F @ c) / np.var(q[:, j]))
+        print("explained ", np.array(r2))
     for fn in a.samples:
         with h5py.File(fn, "r") as f:
             p = (to_z(f["/samples"][...], a.rate) - m) @ U
