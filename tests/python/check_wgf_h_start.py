@@ -51,6 +51,19 @@ def main():
                 print(wr.tail(log))
             return d, code, log
 
+        def copy_before_step_3(src, name):
+            """A copy of the folder src with the checkpoints of steps 1 and 2 only."""
+            d = os.path.join(tmp, name)
+            shutil.copytree(src, d)
+            os.remove(os.path.join(d, "ckpt_0003.h5"))
+            return d
+
+        def check_refused(code, log, clean, what):
+            """A failed run (not a timeout) whose message names -jko_h_start, and clean (nothing written)."""
+            msg = [l for l in wr.message_lines(log) if "-jko_h_start" in l]
+            check(code not in (0, None) and msg and clean, what,
+                  "exit %s: %s" % (code, msg[0].strip()[:160] if msg else wr.tail(log)))
+
         # a. the times
         sched, code, _ = run("sched", start)
         check(code == 0, "a. the run with -jko_h_start %s exits 0" % start[1], "exit %s" % code)
@@ -82,40 +95,31 @@ def main():
 
         # c. restart
         part, code, _ = run("part", start + ["-jko_steps", "2"])
+        check(code == 0, "c. the run of 2 steps exits 0", "exit %s" % code)
         full = wr.checkpoint_state(os.path.join(sched, "ckpt_0003.h5"))
         code, log, _ = wr.run_wgf(args, 2, part, start + ["-restart", part])
         bad = wr.compare_state(os.path.join(part, "ckpt_0003.h5"), full)
         check(code == 0 and not bad, "c. -restart after step 2 with the same list ends bitwise equal to the uninterrupted run",
               "exit %s; %s" % (code, "; ".join(bad[:3]) if bad else "equal"))
-        d = os.path.join(tmp, "inherit")
-        shutil.copytree(part, d)
-        os.remove(os.path.join(d, "ckpt_0003.h5"))
+        d = copy_before_step_3(part, "inherit")
         code, log, _ = wr.run(args, args.wgf, 2, ["-restart", d, "-jko_steps", "3"])
         bad = wr.compare_state(os.path.join(d, "ckpt_0003.h5"), full)
         check(code == 0 and not bad, "c. -restart DIR -jko_steps 3 alone takes the checkpoint's list (and options) and ends bitwise equal",
               "exit %s; %s" % (code, "; ".join(bad[:3]) if bad else "equal"))
-        d = os.path.join(tmp, "refuse")
-        shutil.copytree(part, d)
-        os.remove(os.path.join(d, "ckpt_0003.h5"))
+        d = copy_before_step_3(part, "refuse")
         before = wr.snapshot(d)
         code, log, _ = wr.run_wgf(args, 2, d, ["-jko_h_start", "0.01,0.03", "-restart", d])
-        msg = [l for l in wr.message_lines(log) if "-jko_h_start" in l]
-        check(code not in (0, None) and msg and wr.snapshot(d) == before, "c. a restart with another list is refused, the folder unchanged",
-              "exit %s: %s" % (code, msg[0].strip()[:160] if msg else wr.tail(log)))
+        check_refused(code, log, wr.snapshot(d) == before, "c. a restart with another list is refused, the folder unchanged")
 
         # d. bad input
         for value in ("0.01,-0.02", "0.01,0", "0.01,inf"):
             d = os.path.join(tmp, "bad")
             code, log, _ = wr.run_wgf(args, 2, d, ["-jko_h_start", value])
-            msg = [l for l in wr.message_lines(log) if "-jko_h_start" in l]
-            check(code not in (0, None) and msg and not os.path.exists(d), "d. -jko_h_start %s is refused, nothing written" % value,
-                  "exit %s: %s" % (code, msg[0].strip()[:160] if msg else wr.tail(log)))
+            check_refused(code, log, not os.path.exists(d), "d. -jko_h_start %s is refused, nothing written" % value)
         d = os.path.join(tmp, "filtering")
         code, log, _ = wr.run(args, args.wgf, 2, ["-icnn_precision", "double", "-options_file", FILTERING_OPTS, "-out_dir", d,
                                                  "-jko_h_start", "0.01"])
-        msg = [l for l in wr.message_lines(log) if "-jko_h_start" in l]
-        check(code not in (0, None) and msg and not os.path.exists(d), "d. the filtering problem refuses -jko_h_start",
-              "exit %s: %s" % (code, msg[0].strip()[:160] if msg else wr.tail(log)))
+        check_refused(code, log, not os.path.exists(d), "d. the filtering problem refuses -jko_h_start")
 
     print("%d failure(s)" % len(fails))
     return 1 if fails else 0
